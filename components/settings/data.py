@@ -2,8 +2,108 @@
 
 from __future__ import annotations
 
+import re
+
+from pydantic import Field, field_validator
+
 from components.settings.common import StrictModel
+
+# Identifiers end up inside SQL statements and broker definitions: keep them to a safe alphabet
+# so they never need quoting or escaping.
+_IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+_IDENTIFIER_RULE = "a lowercase identifier: a letter, then letters, digits or '_', at most 32 characters"
+_PLAN = re.compile(r"^g[0-9]+-[a-z0-9-]+$")
+
+
+def _check_identifier(value: str) -> str:
+    if not _IDENTIFIER.match(value):
+        raise ValueError(_IDENTIFIER_RULE)
+    return value
+
+
+def _check_plan(value: str) -> str:
+    if not _PLAN.match(value):
+        raise ValueError("a Linode plan id such as g6-standard-2 or g6-dedicated-4")
+    return value
+
+
+class MariaDbSettings(StrictModel):
+    """1 node = standalone, 2 = primary + read-only replica (GTID), odd >= 3 = Galera."""
+
+    nodes: int = 1
+    plan: str = "g6-standard-2"
+    database: str = "app"
+    user: str = "app"
+
+    @field_validator("nodes")
+    @classmethod
+    def _topology(cls, nodes: int) -> int:
+        if nodes == 1 or nodes == 2 or (nodes >= 3 and nodes % 2 == 1):
+            return nodes
+        raise ValueError(
+            "1 (standalone), 2 (primary + read-only replica) or an odd number >= 3 (Galera cluster; "
+            "an even Galera cluster cannot keep a majority when split in half)"
+        )
+
+    _plan = field_validator("plan")(classmethod(lambda cls, v: _check_plan(v)))
+    _names = field_validator("database", "user")(classmethod(lambda cls, v: _check_identifier(v)))
+
+
+class RedisSettings(StrictModel):
+    """1 node = standalone, 2 = primary + replica, 3+ = primary, replicas and Sentinel."""
+
+    nodes: int = Field(default=1, ge=1, le=9)
+    plan: str = "g6-standard-1"
+    sentinel_master: str = "platform"
+    maxmemory_policy: str = "volatile-lru"
+
+    _plan = field_validator("plan")(classmethod(lambda cls, v: _check_plan(v)))
+    _master = field_validator("sentinel_master")(classmethod(lambda cls, v: _check_identifier(v)))
+
+    @field_validator("maxmemory_policy")
+    @classmethod
+    def _policy(cls, value: str) -> str:
+        allowed = (
+            "noeviction", "allkeys-lru", "allkeys-lfu", "allkeys-random",
+            "volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl",
+        )
+        if value not in allowed:
+            raise ValueError(f"one of {', '.join(allowed)}")
+        return value
+
+
+class RabbitMqSettings(StrictModel):
+    """N nodes clustered; quorum queues are the default queue type of the application vhost."""
+
+    nodes: int = Field(default=1, ge=1, le=9)
+    plan: str = "g6-standard-2"
+    vhost: str = "app"
+    user: str = "app"
+
+    _plan = field_validator("plan")(classmethod(lambda cls, v: _check_plan(v)))
+    _names = field_validator("vhost", "user")(classmethod(lambda cls, v: _check_identifier(v)))
+
+    @field_validator("user")
+    @classmethod
+    def _not_admin(cls, value: str) -> str:
+        if value in ("admin", "guest"):
+            raise ValueError("an application user other than 'admin' (the operator) and 'guest'")
+        return value
 
 
 class DataSettings(StrictModel):
-    """Filled in by the issue that owns this section."""
+    """The data tier: three clusters on VMs, TLS between clients and servers when `tls` is on."""
+
+    mariadb: MariaDbSettings = MariaDbSettings()
+    redis: RedisSettings = RedisSettings()
+    rabbitmq: RabbitMqSettings = RabbitMqSettings()
+    # Encryption in transit with certificates from the stack's internal CA (staging, prod).
+    tls: bool = False
+    # Linode disk encryption on the data VMs; turn off only for a region that lacks it.
+    disk_encryption: bool = True
+    # Linode backups of the data VMs (in addition to the operations tier's logical backups).
+    backups_enabled: bool = False
+
+    @property
+    def vm_count(self) -> int:
+        return self.mariadb.nodes + self.redis.nodes + self.rabbitmq.nodes
