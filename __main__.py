@@ -1,0 +1,52 @@
+"""platform-infra: one complete environment per stack (dev, staging, prod) on Linode.
+
+Thin on purpose: read the settings, build the tiers in dependency order, export outputs.
+Every size comes from Pulumi.<stack>.yaml; every decision lives in components/.
+"""
+
+from __future__ import annotations
+
+import pulumi
+
+from components.address_plan import plan_addresses
+from components.bastion import Bastion, BastionArgs
+from components.network import Network, NetworkArgs
+from components.stack_config import load_stack_config
+
+settings, secrets = load_stack_config()
+plan = plan_addresses(settings.network)
+
+# --- foundation: network and the admin jump host ------------------------------------------
+network = Network(
+    "network",
+    NetworkArgs(label=f"{settings.project}-{settings.stack}", region=settings.region, plan=plan),
+)
+bastion = Bastion(
+    "bastion",
+    BastionArgs(
+        label_prefix=settings.label("bastion"),
+        plan=settings.bastion.plan,
+        region=settings.region,
+        image=settings.image,
+        address=plan.addresses("bastion", 1)[0],
+        vpc_subnet_id=network.subnet_ids["admin"],
+        admin_cidrs=settings.admin_cidr_strings,
+        ssh_keys=settings.ssh_keys,
+        tags=settings.tags("bastion"),
+    ),
+)
+
+# --- data tier (issue 3) -----------------------------------------------------------------
+
+# --- kubernetes tier (issue 4) -----------------------------------------------------------
+
+# --- operations (issue 5) ----------------------------------------------------------------
+
+# --- outputs -----------------------------------------------------------------------------
+pulumi.export("stack", settings.stack)
+pulumi.export("region", settings.region)
+pulumi.export("vpc_id", network.vpc_id)
+pulumi.export("subnets", {tier: subnet.cidr_str for tier, subnet in plan.subnets.items()})
+pulumi.export("bastion_public_ipv4", bastion.public_ipv4)
+pulumi.export("bastion_vpc_address", bastion.address)
+pulumi.export("ssh_jump", bastion.public_ipv4.apply(lambda ip: f"ssh -J ops@{ip} ops@<vpc address>"))

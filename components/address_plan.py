@@ -1,0 +1,80 @@
+"""Deterministic private addresses for every VM, computed before anything exists.
+
+Cloud-init of a cluster node must name its peers (Galera's gcomm://, Sentinel's monitor,
+RabbitMQ's peer list). Waiting for provider outputs would make user data depend on other
+instances; a fixed plan lets every document be rendered up front and keeps addresses stable
+across rebuilds.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from components.settings.base import NetworkSettings, Tier
+
+# Linode reserves the first two and the last address of every VPC subnet; we also leave the
+# first ten free for anything added by hand later.
+FIRST_HOST_OFFSET = 10
+
+# Role -> (tier, block start offset inside the tier's subnet, block size). Blocks never overlap
+# so adding a node to one role never moves another role's addresses.
+ROLE_BLOCKS: dict[str, tuple[Tier, int, int]] = {
+    "bastion": ("admin", FIRST_HOST_OFFSET, 5),
+    "mariadb": ("data", FIRST_HOST_OFFSET, 10),
+    "redis": ("data", FIRST_HOST_OFFSET + 10, 10),
+    "rabbitmq": ("data", FIRST_HOST_OFFSET + 20, 10),
+}
+
+
+class AddressPlanError(ValueError):
+    """A role asked for more addresses than its block holds."""
+
+
+@dataclass(frozen=True)
+class SubnetPlan:
+    """One VPC subnet: plain data, no Outputs, so pure code can use it."""
+
+    tier: Tier
+    cidr: ipaddress.IPv4Network
+
+    @property
+    def cidr_str(self) -> str:
+        return str(self.cidr)
+
+    def host(self, offset: int) -> str:
+        if offset < 2 or offset >= self.cidr.num_addresses - 1:
+            raise AddressPlanError(f"offset {offset} is outside the usable range of {self.cidr}")
+        return str(self.cidr.network_address + offset)
+
+
+@dataclass(frozen=True)
+class AddressPlan:
+    vpc_cidr: ipaddress.IPv4Network
+    subnets: dict[Tier, SubnetPlan]
+
+    def subnet_for(self, role: str) -> SubnetPlan:
+        tier, _, _ = self._block(role)
+        return self.subnets[tier]
+
+    def addresses(self, role: str, count: int) -> list[str]:
+        tier, start, size = self._block(role)
+        if count > size:
+            raise AddressPlanError(f"role {role} has room for {size} nodes, {count} asked")
+        subnet = self.subnets[tier]
+        return [subnet.host(start + index) for index in range(count)]
+
+    def role_cidrs(self, role: str, count: int) -> list[str]:
+        """The /32 of each node: firewall sources for cluster peers."""
+        return [f"{address}/32" for address in self.addresses(role, count)]
+
+    @staticmethod
+    def _block(role: str) -> tuple[Tier, int, int]:
+        if role not in ROLE_BLOCKS:
+            raise AddressPlanError(f"no address block for role {role!r}; known: {', '.join(ROLE_BLOCKS)}")
+        return ROLE_BLOCKS[role]
+
+
+def plan_addresses(network: NetworkSettings) -> AddressPlan:
+    subnets = {tier: SubnetPlan(tier=tier, cidr=cidr) for tier, cidr in network.subnets.items()}
+    return AddressPlan(vpc_cidr=network.vpc_cidr, subnets=subnets)

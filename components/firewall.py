@@ -1,0 +1,114 @@
+"""Cloud Firewalls per role: inbound DROP by default, every opening named and sourced.
+
+The rules are plain data (`InboundRule`) built by the tier that knows its ports; the
+`RoleFirewall` component only turns them into one `linode.Firewall`, so the rules can be
+tested without Pulumi and the policy pack can read them back from the resource.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import pulumi
+import pulumi_linode as linode
+
+Protocol = Literal["TCP", "UDP", "ICMP"]
+
+# Linode limits firewall and rule labels to 3-32 characters.
+MAX_LABEL = 32
+ANYWHERE = frozenset({"0.0.0.0/0", "::/0"})
+
+
+class FirewallRuleError(ValueError):
+    """A rule we refuse to build (open to the world, bad label, no source)."""
+
+
+@dataclass(frozen=True)
+class InboundRule:
+    """One ACCEPT rule: who (sources) may reach which ports over which protocol."""
+
+    label: str
+    protocol: Protocol
+    ports: str  # "22", "3306", "4567-4568", "" for ICMP
+    sources: tuple[str, ...]
+    public: bool = False  # only the ingress entry point may accept the world, and must say so
+
+    def __post_init__(self) -> None:
+        if not 3 <= len(self.label) <= MAX_LABEL:
+            raise FirewallRuleError(f"rule label {self.label!r} must be 3-{MAX_LABEL} characters")
+        if not self.sources:
+            raise FirewallRuleError(f"rule {self.label} has no sources")
+        for source in self.sources:
+            ipaddress.ip_network(source, strict=True)
+        if not self.public and ANYWHERE & set(self.sources):
+            raise FirewallRuleError(
+                f"rule {self.label} opens {self.ports or self.protocol} to the whole internet"
+            )
+
+    @property
+    def ipv4_sources(self) -> list[str]:
+        return [s for s in self.sources if isinstance(ipaddress.ip_network(s), ipaddress.IPv4Network)]
+
+    @property
+    def ipv6_sources(self) -> list[str]:
+        return [s for s in self.sources if isinstance(ipaddress.ip_network(s), ipaddress.IPv6Network)]
+
+    def to_args(self) -> linode.FirewallInboundArgs:
+        return linode.FirewallInboundArgs(
+            label=self.label,
+            action="ACCEPT",
+            protocol=self.protocol,
+            ports=self.ports or None,
+            ipv4s=self.ipv4_sources or None,
+            ipv6s=self.ipv6_sources or None,
+        )
+
+
+def ssh_from_bastion(bastion_address: str) -> InboundRule:
+    """Every VM but the bastion takes SSH only from the bastion's VPC address."""
+    return InboundRule("ssh-from-bastion", "TCP", "22", (f"{bastion_address}/32",))
+
+
+def ssh_from_admins(admin_cidrs: Sequence[str]) -> InboundRule:
+    return InboundRule("ssh-from-admins", "TCP", "22", tuple(admin_cidrs))
+
+
+def icmp_from(label: str, sources: Sequence[str]) -> InboundRule:
+    return InboundRule(label, "ICMP", "", tuple(sources))
+
+
+@dataclass(frozen=True)
+class RoleFirewallArgs:
+    label: str
+    role: str
+    rules: tuple[InboundRule, ...]
+    tags: tuple[str, ...] = field(default_factory=tuple)
+
+
+class RoleFirewall(pulumi.ComponentResource):
+    """One firewall per role; VMs attach to it at creation (`firewall_id`), never unprotected."""
+
+    firewall_id: pulumi.Output[int]
+
+    def __init__(self, name: str, args: RoleFirewallArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("platform:network:RoleFirewall", name, None, opts)
+        if not 3 <= len(args.label) <= MAX_LABEL:
+            raise FirewallRuleError(f"firewall label {args.label!r} must be 3-{MAX_LABEL} characters")
+        labels = [rule.label for rule in args.rules]
+        if len(labels) != len(set(labels)):
+            raise FirewallRuleError(f"firewall {args.label} has duplicate rule labels: {labels}")
+        self.rules = args.rules
+        self.firewall = linode.Firewall(
+            f"{name}-firewall",
+            label=args.label,
+            inbound_policy="DROP",
+            outbound_policy="ACCEPT",
+            inbounds=[rule.to_args() for rule in args.rules],
+            tags=list(args.tags),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.firewall_id = self.firewall.id.apply(int)
+        self.register_outputs({"firewall_id": self.firewall_id})

@@ -1,0 +1,87 @@
+"""What Linode offers, kept in one place so settings can refuse what does not exist.
+
+Source: Linode API v4 `GET /regions` (capabilities "VPCs", "Disk Encryption") and
+`GET /linode/types`, and Akamai's "VPC availability" page; read 2026-11-23. When Akamai adds a
+region or a plan, add it here (one line) and the settings accept it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Core compute regions whose capabilities include "VPCs". Distributed (edge) regions are left
+# out on purpose: they have no VPCs, no LKE and no Object Storage.
+VPC_REGIONS: frozenset[str] = frozenset(
+    {
+        "ap-northeast",
+        "ap-south",
+        "ap-southeast",
+        "ap-west",
+        "au-mel",
+        "br-gru",
+        "ca-central",
+        "de-fra-2",
+        "es-mad",
+        "eu-central",
+        "eu-west",
+        "fr-par",
+        "gb-lon",
+        "id-cgk",
+        "in-bom-2",
+        "in-maa",
+        "it-mil",
+        "jp-osa",
+        "jp-tyo-3",
+        "nl-ams",
+        "se-sto",
+        "sg-sin-2",
+        "us-central",
+        "us-east",
+        "us-iad",
+        "us-lax",
+        "us-mia",
+        "us-ord",
+        "us-sea",
+        "us-southeast",
+        "us-west",
+    }
+)
+
+# Regions whose capabilities include "Disk Encryption" (local disk encryption at rest).
+# The legacy regions gained it later; the newer core regions had it from the start.
+DISK_ENCRYPTION_REGIONS: frozenset[str] = VPC_REGIONS
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One Linode type: the sizes the sizing table speaks in."""
+
+    id: str
+    vcpus: int
+    memory_gb: int
+    dedicated: bool
+
+
+_PLANS = [
+    Plan("g6-nanode-1", 1, 1, False),
+    Plan("g6-standard-1", 1, 2, False),
+    Plan("g6-standard-2", 2, 4, False),
+    Plan("g6-standard-4", 4, 8, False),
+    Plan("g6-standard-6", 6, 16, False),
+    Plan("g6-standard-8", 8, 32, False),
+    Plan("g6-standard-16", 16, 64, False),
+    Plan("g6-dedicated-2", 2, 4, True),
+    Plan("g6-dedicated-4", 4, 8, True),
+    Plan("g6-dedicated-8", 8, 16, True),
+    Plan("g6-dedicated-16", 16, 32, True),
+    Plan("g6-dedicated-32", 32, 64, True),
+    Plan("g7-highmem-1", 2, 24, False),
+    Plan("g7-highmem-2", 2, 48, False),
+    Plan("g7-premium-2", 2, 4, True),
+    Plan("g7-premium-4", 4, 8, True),
+    Plan("g7-premium-8", 8, 16, True),
+]
+PLANS: dict[str, Plan] = {plan.id: plan for plan in _PLANS}
+
+# Debian images Linode publishes; cloud-init user data needs a cloud-init aware image.
+IMAGES: frozenset[str] = frozenset({"linode/debian12", "linode/debian13", "linode/ubuntu24.04"})

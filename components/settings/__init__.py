@@ -1,0 +1,197 @@
+"""The stack's settings: parsed once from config, validated, then handed to components.
+
+Components never read `pulumi.Config`; they receive these models. A bad or missing value
+becomes one `SettingsError` naming the key, the value given and what is allowed.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import Field, ValidationError, model_validator
+from pydantic_core import ErrorDetails
+
+from components.settings.base import (
+    ANYWHERE,
+    BastionSettings,
+    FoundationSettings,
+    NetworkSettings,
+    Tier,
+)
+from components.settings.budget import BudgetSettings
+from components.settings.common import KeyedError
+from components.settings.data import DataSettings
+from components.settings.kubernetes import KubernetesSettings
+from components.settings.operations import OperationsSettings
+
+STACKS = ("dev", "staging", "prod")
+TIER_SECTIONS = ("data", "kubernetes", "operations", "budget")
+
+__all__ = [
+    "STACKS",
+    "BastionSettings",
+    "BudgetSettings",
+    "DataSettings",
+    "KubernetesSettings",
+    "NetworkSettings",
+    "OperationsSettings",
+    "SettingsError",
+    "StackSettings",
+    "Tier",
+    "load_settings",
+]
+
+
+class SettingsError(Exception):
+    """A config value the program refuses; the message is what the operator reads."""
+
+
+class StackSettings(FoundationSettings):
+    """Everything one stack is made of. `project` and `stack` come from Pulumi, not config."""
+
+    project: str
+    stack: str = Field(description=f"allowed: one of {', '.join(STACKS)}")
+    data: DataSettings
+    kubernetes: KubernetesSettings
+    operations: OperationsSettings
+    budget: BudgetSettings
+
+    @model_validator(mode="after")
+    def _prod_admin_access_is_narrow(self) -> StackSettings:
+        if self.stack == "prod":
+            for cidr in self.admin_cidrs:
+                if cidr in ANYWHERE:
+                    raise KeyedError(
+                        "admin_cidrs",
+                        repr(str(cidr)),
+                        "allowed: specific operator CIDRs; 0.0.0.0/0 and ::/0 are refused in prod",
+                    )
+        return self
+
+    @model_validator(mode="after")
+    def _within_instance_limit(self) -> StackSettings:
+        total = self.instance_count()
+        if total > self.max_instances:
+            raise KeyedError(
+                "max_instances",
+                str(self.max_instances),
+                f"allowed: at least the {total} VMs and nodes this stack asks for "
+                f"({self.instance_breakdown()}); lower the counts or raise the limit",
+            )
+        return self
+
+    def instance_breakdown(self) -> str:
+        parts = {"bastion": 1, **self._tier_counts()}
+        return ", ".join(f"{name} {count}" for name, count in parts.items() if count)
+
+    def instance_count(self) -> int:
+        return 1 + sum(self._tier_counts().values())
+
+    def _tier_counts(self) -> dict[str, int]:
+        # Each tier's settings say how many machines they can grow to; absent until the tier exists.
+        counts: dict[str, int] = {}
+        for name, section in (("data", self.data), ("kubernetes", self.kubernetes)):
+            count = getattr(section, "instance_count", None)
+            counts[name] = int(count()) if callable(count) else 0
+        return counts
+
+    def tags(self, role: str) -> list[str]:
+        """Linode tags: project, environment and role, so billing and search can slice by each."""
+        return [self.project, f"env:{self.stack}", f"role:{role}"]
+
+    def label(self, role: str, index: int | None = None) -> str:
+        """Linode labels `<project>-<stack>-<role>[-<n>]` (Linode allows 3-64 chars)."""
+        base = f"{self.project}-{self.stack}-{role}"
+        return base if index is None else f"{base}-{index}"
+
+    @property
+    def admin_cidr_strings(self) -> list[str]:
+        return [str(cidr) for cidr in self.admin_cidrs]
+
+    @property
+    def ipv4_admin_cidrs(self) -> list[str]:
+        return [str(c) for c in self.admin_cidrs if isinstance(c, ipaddress.IPv4Network)]
+
+    @property
+    def ipv6_admin_cidrs(self) -> list[str]:
+        return [str(c) for c in self.admin_cidrs if isinstance(c, ipaddress.IPv6Network)]
+
+
+def _decode(value: Any) -> Any:
+    """Structured config arrives as JSON text from the Pulumi engine; plain strings stay strings."""
+    if isinstance(value, str):
+        stripped = value.strip()
+        if stripped[:1] in ("{", "[") or stripped in ("true", "false") or _is_number(stripped):
+            try:
+                return json.loads(stripped)
+            except json.JSONDecodeError:
+                return value
+    return value
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, str):
+        return repr(value)
+    return json.dumps(value, default=str) if isinstance(value, dict | list) else repr(value)
+
+
+def _describe(project: str, error: ErrorDetails, model_values: Mapping[str, Any]) -> str:
+    loc = [str(part) for part in error["loc"]]
+    message = error["msg"].removeprefix("Value error, ")
+    if "|" in message and message.count("|") >= 2:
+        key, value, allowed = message.split("|", 2)
+        return f"{project}:{key}: got {value}; {allowed}"
+    key = ".".join(loc)
+    if error["type"] == "missing":
+        allowed = _field_description(loc) or "required"
+        return f"{project}:{key}: missing; {allowed}"
+    if error["type"] == "extra_forbidden":
+        given = _format_value(error["input"])
+        return f"{project}:{key}: got {given}; allowed: no such key here (check the spelling)"
+    allowed = message if message.startswith("allowed") else f"allowed: {message}"
+    return f"{project}:{key}: got {_format_value(error['input'])}; {allowed}"
+
+
+def _field_description(loc: list[str]) -> str | None:
+    model: Any = StackSettings
+    description = None
+    for part in loc:
+        fields = getattr(model, "model_fields", None)
+        if not fields or part not in fields:
+            return description
+        field = fields[part]
+        description = field.description
+        model = field.annotation
+    return description
+
+
+def load_settings(project: str, stack: str, values: Mapping[str, Any]) -> StackSettings:
+    """Validate the stack's config. `values` maps keys without the project prefix to values."""
+    if stack not in STACKS:
+        raise SettingsError(f"stack: got {stack!r}; allowed: one of {', '.join(STACKS)}")
+    decoded = {key: _decode(value) for key, value in values.items()}
+    # Tier sections are validated even when absent, so a missing key inside one is reported
+    # as `<section>.<key>`, not as the whole section.
+    for section in TIER_SECTIONS:
+        decoded.setdefault(section, {})
+    for reserved in ("project", "stack"):
+        if reserved in decoded:
+            raise SettingsError(
+                f"{project}:{reserved}: got {decoded[reserved]!r}; allowed: not set in config"
+            )
+    try:
+        return StackSettings.model_validate({**decoded, "project": project, "stack": stack})
+    except ValidationError as exc:
+        lines = [_describe(project, error, decoded) for error in exc.errors()]
+        raise SettingsError("\n".join(dict.fromkeys(lines))) from None
