@@ -2,8 +2,207 @@
 
 from __future__ import annotations
 
+import re
+from datetime import time
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+
 from components.settings.common import StrictModel
+
+# systemd OnCalendar expressions ("*-*-* 01:30:00", "Sun *-*-* 05:00:00", "*-*-* 00/6:15:00",
+# "daily", "weekly"). A light shape check here; tests/unit/test_backup_schedule.py runs the
+# seeds through `systemd-analyze calendar` for the real verdict.
+_ON_CALENDAR = re.compile(
+    r"^(minutely|hourly|daily|weekly|monthly|"
+    r"((Mon|Tue|Wed|Thu|Fri|Sat|Sun)([-,](Mon|Tue|Wed|Thu|Fri|Sat|Sun))* )?"
+    r"[0-9*/,.-]+-[0-9*/,.-]+-[0-9*/,.-]+ [0-9*/,.]+:[0-9*/,.]+(:[0-9*/,.]+)?)$"
+)
+_EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+_HHMM = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$")
+
+# Linode backup windows are two hours long and start on even UTC hours: W0 = 00:00-02:00,
+# W2 = 02:00-04:00, ... W22 = 22:00-24:00 (Linode API v4, Linode.backups.schedule.window).
+LINODE_BACKUP_WINDOWS = tuple(f"W{hour}" for hour in range(0, 24, 2))
+LINODE_BACKUP_DAYS = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
+
+
+def _check_on_calendar(value: str) -> str:
+    if not _ON_CALENDAR.match(value):
+        raise ValueError(
+            "a systemd OnCalendar expression such as '*-*-* 01:30:00', 'Sun *-*-* 05:00:00' "
+            "or '*-*-* 00/6:15:00'"
+        )
+    return value
+
+
+def parse_hhmm(value: str) -> time:
+    """'02:00' -> time(2, 0); '24:00' -> time.max (end of day)."""
+    if value == "24:00":
+        return time.max
+    hours, minutes = value.split(":")
+    return time(int(hours), int(minutes))
+
+
+class BackupSettings(StrictModel):
+    """Logical backups of the data services to Object Storage, plus Linode's own disk backups."""
+
+    enabled: bool = True
+    bucket_region: str = Field(min_length=2, description="Object Storage region, e.g. es-mad")
+    retention_days: int = Field(ge=1, le=3650)
+    full_schedule: str = "*-*-* 01:15:00"
+    # None: no incrementals (each run is a full backup on the full schedule only).
+    incremental_schedule: str | None = None
+    binlog_ship_interval_seconds: int = Field(default=300, ge=30, le=300)
+    verify_schedule: str = "Sun *-*-* 05:00:00"
+    redis_schedule: str = "*-*-* 01:45:00"
+    rabbitmq_schedule: str = "*-*-* 01:50:00"
+    # A backup older than this raises BackupStale (a day plus slack for a slow run).
+    stale_after_hours: int = Field(default=26, ge=1, le=24 * 14)
+    verify_stale_after_days: int = Field(default=8, ge=1, le=60)
+    linode_backups: bool = False
+    linode_backup_window: str | None = None
+    linode_backup_day: str | None = None
+
+    @field_validator("full_schedule", "verify_schedule", "redis_schedule", "rabbitmq_schedule")
+    @classmethod
+    def _schedules(cls, value: str) -> str:
+        return _check_on_calendar(value)
+
+    @field_validator("incremental_schedule")
+    @classmethod
+    def _incremental(cls, value: str | None) -> str | None:
+        return None if value is None else _check_on_calendar(value)
+
+    @field_validator("linode_backup_window")
+    @classmethod
+    def _window(cls, value: str | None) -> str | None:
+        if value is not None and value not in LINODE_BACKUP_WINDOWS:
+            raise ValueError(f"one of {', '.join(LINODE_BACKUP_WINDOWS)} (two-hour UTC windows)")
+        return value
+
+    @field_validator("linode_backup_day")
+    @classmethod
+    def _day(cls, value: str | None) -> str | None:
+        if value is not None and value not in LINODE_BACKUP_DAYS:
+            raise ValueError(f"one of {', '.join(LINODE_BACKUP_DAYS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _window_needs_service(self) -> BackupSettings:
+        if (self.linode_backup_window or self.linode_backup_day) and not self.linode_backups:
+            raise ValueError("linode_backup_window/linode_backup_day need linode_backups: true")
+        return self
+
+
+class MaintenanceWindow(StrictModel):
+    """When unattended upgrades may reboot a VM (UTC).
+
+    any: whenever an update needs it; weekends: Saturday and Sunday between start and end;
+    daily: every day between start and end.
+    """
+
+    kind: Literal["any", "weekends", "daily"]
+    start: str = "00:00"
+    end: str = "24:00"
+
+    @field_validator("start", "end")
+    @classmethod
+    def _hhmm(cls, value: str) -> str:
+        if not _HHMM.match(value):
+            raise ValueError("a UTC time HH:MM between 00:00 and 24:00")
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> MaintenanceWindow:
+        if parse_hhmm(self.start) >= parse_hhmm(self.end):
+            raise ValueError("start must be before end (windows do not cross midnight)")
+        return self
+
+    @property
+    def start_time(self) -> time:
+        return parse_hhmm(self.start)
+
+    @property
+    def end_time(self) -> time:
+        return parse_hhmm(self.end)
+
+
+class MaintenanceSettings(StrictModel):
+    window: MaintenanceWindow
+    # Linode host maintenance: live-migrate (no reboot) rather than power off/on.
+    host_maintenance_policy: Literal["linode/migrate", "linode/power_off_on"] = "linode/migrate"
+
+
+class AlertThresholds(StrictModel):
+    service_down_for: str = "30s"
+    cpu_percent: float = Field(default=80, gt=0, le=100)
+    cpu_for: str = "5m"
+    error_ratio: float = Field(default=0.05, gt=0, lt=1)
+    error_for: str = "5m"
+    p95_latency_seconds: float = Field(default=0.2, gt=0)
+    latency_for: str = "5m"
+    disk_fill_hours: int = Field(default=4, ge=1, le=168)
+    queue_backlog_messages: int = Field(default=1000, ge=1)
+    queue_backlog_for: str = "10m"
+
+    @field_validator("service_down_for", "cpu_for", "error_for", "latency_for", "queue_backlog_for")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        if not re.fullmatch(r"[0-9]+(s|m|h)", value):
+            raise ValueError("a Prometheus duration such as 30s, 5m or 1h")
+        return value
+
+
+class ReceiverSettings(StrictModel):
+    email_to: tuple[str, ...] = ()
+    email_from: str | None = Field(default=None, pattern=_EMAIL)
+    smtp_smarthost: str | None = Field(default=None, pattern=r"^[A-Za-z0-9.-]+:[0-9]{1,5}$")
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    webhook_url: SecretStr | None = None
+
+    @field_validator("email_to")
+    @classmethod
+    def _addresses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for address in value:
+            if not re.fullmatch(_EMAIL, address):
+                raise ValueError("e-mail addresses like ops@example.com")
+        return value
+
+    @model_validator(mode="after")
+    def _email_complete(self) -> ReceiverSettings:
+        if self.email_to and not (self.email_from and self.smtp_smarthost):
+            raise ValueError("email_to needs email_from and smtp_smarthost (host:port)")
+        return self
+
+
+class MonitoringSettings(StrictModel):
+    enabled: bool = True
+    # light: one small Prometheus, no Alertmanager replicas, short retention (dev).
+    light: bool = False
+    namespace: str = "monitoring"
+    kube_prometheus_stack_version: str = Field(default="87.14.0", pattern=r"^[0-9]+\.[0-9]+\.[0-9]+$")
+    retention: str = Field(default="15d", pattern=r"^[0-9]+(h|d|w)$")
+    storage_gi: int = Field(default=20, ge=1, le=1000)
+    grafana_admin_password: SecretStr | None = None
+    alerts: AlertThresholds = AlertThresholds()
+    receivers: ReceiverSettings = ReceiverSettings()
+
+
+class LoggingSettings(StrictModel):
+    enabled: bool = True
+    namespace: str = "logging"
+    loki_chart_version: str = Field(default="6.46.0", pattern=r"^[0-9]+\.[0-9]+\.[0-9]+$")
+    alloy_chart_version: str = Field(default="1.4.0", pattern=r"^[0-9]+\.[0-9]+\.[0-9]+$")
+    retention_hours: int = Field(default=168, ge=24, le=24 * 400)
+    storage_gi: int = Field(default=10, ge=1, le=1000)
+    # Host name (served by the cluster's ingress) where the data VMs push their journals.
+    vm_push_host: str | None = Field(default=None, pattern=r"^[a-z0-9.-]+$")
 
 
 class OperationsSettings(StrictModel):
-    """Filled in by the issue that owns this section."""
+    backups: BackupSettings
+    maintenance: MaintenanceSettings
+    monitoring: MonitoringSettings = MonitoringSettings()
+    logging: LoggingSettings = LoggingSettings()
