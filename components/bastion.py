@@ -74,5 +74,5 @@ class Bastion(pulumi.ComponentResource):
             opts=child,
         )
         self.address = args.address
-        self.public_ipv4 = self.group.instances[0].ip_address
+        self.public_ipv4 = self.group.public_ipv4s.apply(lambda ips: ips[0])
         self.register_outputs({"address": self.address, "public_ipv4": self.public_ipv4})

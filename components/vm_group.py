@@ -122,7 +122,7 @@ class VmGroup(pulumi.ComponentResource):
 
         self.private_addresses = list(args.addresses)
         self.instance_ids = pulumi.Output.all(*[i.id for i in self.instances])
-        self.public_ipv4s = pulumi.Output.all(*[i.ip_address for i in self.instances])
+        self.public_ipv4s = pulumi.Output.all(*[i.ipv4s.apply(lambda ips: ips[0]) for i in self.instances])
         self.register_outputs(
             {
                 "instance_ids": self.instance_ids,

@@ -332,6 +332,27 @@ def run_program(
     )
 
 
+def run_program_expecting_error(
+    stack: str, overrides: Mapping[str, Any]
+) -> tuple[Exception, list[ResourceRecord]]:
+    """Run a stack whose config is bad: the error it stops with, and what got registered."""
+    config, secret_keys = stack_config(stack)
+    for key, value in overrides.items():
+        full = key if ":" in key else f"{PROJECT}:{key}"
+        config[full] = value if isinstance(value, str) else json.dumps(value)
+    with mocked_runtime(stack, config, secret_keys) as monitor:
+        from pulumi.runtime.stack import run_pulumi_func
+
+        def program() -> None:
+            runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
+
+        try:
+            _sync_await(run_pulumi_func(program))
+        except Exception as error:  # the program's own error is the result here
+            return error, list(monitor.records)
+    raise AssertionError(f"stack {stack} ran without error with {dict(overrides)}")
+
+
 def run_component(build: Callable[[], Any], stack: str = "dev") -> tuple[Any, list[ResourceRecord]]:
     """Build one component under mocks; returns what `build` returned and the records."""
     with mocked_runtime(stack) as monitor:

@@ -91,12 +91,9 @@ class StackSettings(FoundationSettings):
         return 1 + sum(self._tier_counts().values())
 
     def _tier_counts(self) -> dict[str, int]:
-        # Each tier's settings say how many machines they can grow to; absent until the tier exists.
-        counts: dict[str, int] = {}
-        for name, section in (("data", self.data), ("kubernetes", self.kubernetes)):
-            count = getattr(section, "instance_count", None)
-            counts[name] = int(count()) if callable(count) else 0
-        return counts
+        # Each tier's settings say how many machines they can grow to (data VMs, LKE nodes at
+        # the autoscaler's maximum), so the limit holds at peak, not only at creation.
+        return {"data": self.data.vm_count, "kubernetes": self.kubernetes.instance_count()}
 
     def tags(self, role: str) -> list[str]:
         """Linode tags: project, environment and role, so billing and search can slice by each."""
@@ -159,7 +156,11 @@ def _describe(project: str, error: ErrorDetails, model_values: Mapping[str, Any]
     if error["type"] == "extra_forbidden":
         given = _format_value(error["input"])
         return f"{project}:{key}: got {given}; allowed: no such key here (check the spelling)"
-    allowed = message if message.startswith("allowed") else f"allowed: {message}"
+    if message.startswith("allowed"):
+        return f"{project}:{key}: got {_format_value(error['input'])}; {message}"
+    # Pydantic's own wording ("Input should be a valid integer") says less than the field's
+    # description of what is allowed.
+    allowed = _field_description(loc) or f"allowed: {message}"
     return f"{project}:{key}: got {_format_value(error['input'])}; {allowed}"
 
 
