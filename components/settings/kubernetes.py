@@ -2,8 +2,412 @@
 
 from __future__ import annotations
 
+import re
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
 from components.settings.common import StrictModel
+
+# Kubernetes versions LKE Enterprise offers, in the provider's `k8s_version` format. One place,
+# with its source, so a refresh is one edit: `linode-cli lke tiers-versions-list enterprise`
+# (API: GET /v4beta/lke/tiers/enterprise/versions).
+# Source (2026-11-23): the versions used by linode/terraform-provider-linode's own LKE-E
+# examples and issues (#2079 "v1.31.9+lke5", docs "v1.31.8+lke5", #2250 "v1.31.9+lke7").
+LKE_ENTERPRISE_VERSIONS: tuple[str, ...] = ("v1.31.8+lke5", "v1.31.9+lke5", "v1.31.9+lke7")
+
+_VERSION = re.compile(r"^v?(?P<major>1)\.(?P<minor>[0-9]{1,2})(?:\.[0-9]+)?(?:\+lke[0-9]+)?$")
+_DNS_LABEL = re.compile(r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+_PLAN = re.compile(r"^g[0-9]+-[a-z0-9-]+$")
+_CPU = re.compile(r"^([0-9]+m|[0-9]+(\.[0-9]{1,3})?)$")
+_MEMORY = re.compile(r"^[0-9]+(Ki|Mi|Gi)$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_CHART_VERSION = re.compile(r"^v?[0-9]+\.[0-9]+\.[0-9]+$")
+# repository[:port]/path[:tag][@sha256:digest]
+_IMAGE = re.compile(
+    r"^(?P<repo>[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*)"
+    r"(:(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?"
+    r"(@(?P<digest>sha256:[a-f0-9]{64}))?$"
+)
+# Names our manifests already set for every container: config must not silently shadow them.
+RESERVED_ENV = frozenset(
+    {
+        "DATABASE_URL",
+        "REDIS_URL",
+        "REDIS_SENTINELS",
+        "REDIS_SENTINEL_MASTER",
+        "AMQP_URL",
+        "AMQP_URLS",
+        "DATA_CA_FILE",
+    }
+)
+
+
+def kubernetes_minor(version: str) -> str:
+    """'v1.31.9+lke7' -> '1.31': the schema version kubernetes-validate and PSA labels use."""
+    match = _VERSION.match(version)
+    if match is None:
+        raise ValueError(f"not a Kubernetes version: {version}")
+    return f"{match['major']}.{match['minor']}"
+
+
+def _check_cpu(value: str) -> str:
+    if not _CPU.match(value):
+        raise ValueError("a CPU quantity such as 100m, 500m or 1")
+    return value
+
+
+def _check_memory(value: str) -> str:
+    if not _MEMORY.match(value):
+        raise ValueError("a memory quantity in Ki, Mi or Gi such as 128Mi")
+    return value
+
+
+def _check_path(value: str) -> str:
+    if not value.startswith("/") or any(c.isspace() for c in value):
+        raise ValueError("an absolute URL path such as /health")
+    return value
+
+
+class AutoscalerSettings(StrictModel):
+    min: int = Field(ge=1)
+    max: int = Field(ge=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AutoscalerSettings:
+        if self.min > self.max:
+            raise ValueError("min must be <= max")
+        return self
+
+
+class NodePoolSettings(StrictModel):
+    """One LKE node pool. With an autoscaler the pool starts at `min` and LKE owns the count."""
+
+    plan: str = "g6-standard-2"
+    count: int = Field(default=1, ge=1, le=100)
+    autoscaler: AutoscalerSettings | None = None
+
+    @field_validator("plan")
+    @classmethod
+    def _plan(cls, value: str) -> str:
+        if not _PLAN.match(value):
+            raise ValueError("a Linode plan id such as g6-standard-2 or g6-dedicated-4")
+        return value
+
+    @property
+    def initial_count(self) -> int:
+        return self.autoscaler.min if self.autoscaler else self.count
+
+
+class RateLimitSettings(StrictModel):
+    """Per client address, as in the seeds' nginx `limit_req` (10 r/s, burst 20)."""
+
+    requests_per_second: int = Field(default=10, ge=1, le=10000)
+    burst: int = Field(default=20, ge=0, le=100000)
+
+
+class IngressSettings(StrictModel):
+    """Traefik Proxy from its official chart (ingress-nginx was retired in March 2026)."""
+
+    chart_version: str = "40.3.0"
+    namespace: str = "ingress"
+    replicas: int = Field(default=1, ge=1, le=20)
+    # none: ClusterIP only (dev: `kubectl port-forward`), basic: one NodeBalancer,
+    # ha: NodeBalancer with health checks + >= 2 replicas spread over nodes + PDB.
+    load_balancer: Literal["none", "basic", "ha"] = "none"
+    rate_limit: RateLimitSettings = RateLimitSettings()
+    public_cidrs: tuple[str, ...] = ("0.0.0.0/0",)  # who may reach the NodeBalancer on 80/443
+
+    @field_validator("chart_version")
+    @classmethod
+    def _chart_version(cls, value: str) -> str:
+        if not _CHART_VERSION.match(value):
+            raise ValueError("an exact chart version such as 40.3.0 (ranges are not reproducible)")
+        return value
+
+    @model_validator(mode="after")
+    def _ha_needs_replicas(self) -> IngressSettings:
+        if self.load_balancer == "ha" and self.replicas < 2:
+            raise ValueError("load_balancer 'ha' needs replicas >= 2 so one node can fail")
+        return self
+
+
+class TlsSettings(StrictModel):
+    mode: Literal["none", "letsencrypt-staging", "letsencrypt-production"] = "none"
+    acme_email: str | None = None
+    cert_manager_version: str = "v1.19.1"
+
+    @model_validator(mode="after")
+    def _email(self) -> TlsSettings:
+        if self.mode != "none" and (not self.acme_email or "@" not in self.acme_email):
+            raise ValueError(
+                "acme_email (a contact address for Let's Encrypt) is required when mode is not none"
+            )
+        return self
+
+    @field_validator("cert_manager_version")
+    @classmethod
+    def _version(cls, value: str) -> str:
+        if not _CHART_VERSION.match(value):
+            raise ValueError("an exact chart version such as v1.19.1")
+        return value
+
+
+class QuotaSettings(StrictModel):
+    requests_cpu: str = "4"
+    requests_memory: str = "8Gi"
+    limits_cpu: str = "8"
+    limits_memory: str = "16Gi"
+    pods: int = Field(default=50, ge=1)
+
+    _cpu = field_validator("requests_cpu", "limits_cpu")(classmethod(lambda cls, v: _check_cpu(v)))
+    _mem = field_validator("requests_memory", "limits_memory")(classmethod(lambda cls, v: _check_memory(v)))
+
+
+class LimitRangeSettings(StrictModel):
+    """Defaults for containers that forget requests/limits, and a per-container ceiling."""
+
+    default_request_cpu: str = "100m"
+    default_request_memory: str = "128Mi"
+    default_limit_cpu: str = "500m"
+    default_limit_memory: str = "512Mi"
+    max_cpu: str = "2"
+    max_memory: str = "4Gi"
+
+    _cpu = field_validator("default_request_cpu", "default_limit_cpu", "max_cpu")(
+        classmethod(lambda cls, v: _check_cpu(v))
+    )
+    _mem = field_validator("default_request_memory", "default_limit_memory", "max_memory")(
+        classmethod(lambda cls, v: _check_memory(v))
+    )
+
+
+class NamespaceSettings(StrictModel):
+    name: str = "app"
+    quota: QuotaSettings = QuotaSettings()
+    limit_range: LimitRangeSettings = LimitRangeSettings()
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _DNS_LABEL.match(value) or value.startswith("kube-"):
+            raise ValueError("a DNS label (lowercase letters, digits, '-') not starting with kube-")
+        return value
+
+
+class BuildSettings(StrictModel):
+    """Build this image with pulumi-docker and push it to `registry` (deployed by digest)."""
+
+    context: str
+    dockerfile: str = "Dockerfile"
+    platform: str = "linux/amd64"
+    repository: str  # name inside the registry, e.g. "loopi-api"
+    tag: str
+
+    @field_validator("tag")
+    @classmethod
+    def _tag(cls, value: str) -> str:
+        if value == "latest" or not re.match(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$", value):
+            raise ValueError("an explicit image tag (not 'latest'), e.g. a version or git SHA")
+        return value
+
+
+class WorkloadIngress(StrictModel):
+    host: str
+    path: str = "/"
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        if not _HOSTNAME.match(value):
+            raise ValueError("a fully qualified lowercase DNS name such as api.example.com")
+        return value
+
+    _path = field_validator("path")(classmethod(lambda cls, v: _check_path(v)))
+
+
+class WorkloadSettings(StrictModel):
+    """One application workload. Either `image` (pinned tag or digest) or `build`."""
+
+    name: str
+    image: str | None = None
+    build: BuildSettings | None = None
+    port: int | None = Field(default=None, ge=1024, le=65535)  # non-root: no privileged ports
+    replicas: int | None = Field(default=None, ge=1)
+    min_replicas: int | None = Field(default=None, ge=1)
+    max_replicas: int | None = Field(default=None, ge=1)
+    target_cpu_utilization: int = Field(default=70, ge=10, le=100)
+    cpu_request: str = "100m"
+    memory_request: str = "128Mi"
+    cpu_limit: str = "500m"
+    memory_limit: str = "512Mi"
+    readiness_path: str | None = None
+    liveness_path: str | None = None
+    # For workloads without a port (queue workers): exec probes.
+    health_command: tuple[str, ...] | None = None
+    ingress: WorkloadIngress | None = None
+    command: tuple[str, ...] | None = None
+    args: tuple[str, ...] | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    run_as_user: int = Field(default=10001, ge=1)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _DNS_LABEL.match(value) or len(value) > 40:
+            raise ValueError("a DNS label of at most 40 characters (lowercase letters, digits, '-')")
+        return value
+
+    @field_validator("image")
+    @classmethod
+    def _image(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        match = _IMAGE.match(value)
+        if match is None:
+            raise ValueError("an image reference repository[:tag][@sha256:digest]")
+        if match["tag"] is None and match["digest"] is None:
+            raise ValueError("an image pinned to a tag or digest (an untagged image means 'latest')")
+        if match["tag"] == "latest":
+            raise ValueError("an image pinned to a version tag or digest, not 'latest'")
+        return value
+
+    _cpu = field_validator("cpu_request", "cpu_limit")(classmethod(lambda cls, v: _check_cpu(v)))
+    _mem = field_validator("memory_request", "memory_limit")(classmethod(lambda cls, v: _check_memory(v)))
+
+    @field_validator("readiness_path", "liveness_path")
+    @classmethod
+    def _paths(cls, value: str | None) -> str | None:
+        return None if value is None else _check_path(value)
+
+    @field_validator("env")
+    @classmethod
+    def _env(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            if not _ENV_NAME.match(key):
+                raise ValueError(f"environment variable names like APP_MODE; {key!r} is not one")
+            if key in RESERVED_ENV:
+                raise ValueError(f"{key} is set from the data-tier connection Secret; choose another name")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> WorkloadSettings:
+        if (self.image is None) == (self.build is None):
+            raise ValueError("exactly one of image (a pinned reference) or build (a context to build)")
+        fixed = self.replicas is not None
+        scaled = self.min_replicas is not None or self.max_replicas is not None
+        if fixed and scaled:
+            raise ValueError("either replicas or min_replicas/max_replicas, not both")
+        if scaled and (self.min_replicas is None or self.max_replicas is None):
+            raise ValueError("min_replicas and max_replicas go together")
+        if (
+            self.min_replicas is not None
+            and self.max_replicas is not None
+            and self.min_replicas > self.max_replicas
+        ):
+            raise ValueError("min_replicas must be <= max_replicas")
+        if self.port is None:
+            if self.ingress is not None:
+                raise ValueError("ingress needs a port")
+            if not self.health_command:
+                raise ValueError("a workload without a port needs health_command for its probes")
+        elif self.readiness_path is None or self.liveness_path is None:
+            raise ValueError("a workload with a port needs readiness_path and liveness_path")
+        return self
+
+    @property
+    def initial_replicas(self) -> int:
+        if self.replicas is not None:
+            return self.replicas
+        assert self.min_replicas is not None
+        return self.min_replicas
+
+    @property
+    def autoscaled(self) -> bool:
+        return (
+            self.min_replicas is not None
+            and self.max_replicas is not None
+            and self.min_replicas < self.max_replicas
+        )
+
+
+def _default_workloads() -> tuple[WorkloadSettings, ...]:
+    # The seeds' API (003: port 8080, /health + /ready, 128Mi/100m requests, 512Mi/500m limits)
+    # and a queue worker consuming RabbitMQ.
+    return (
+        WorkloadSettings(
+            name="api",
+            image="registry.example.com/loopi-api:1.0.0",
+            port=8080,
+            replicas=1,
+            readiness_path="/ready",
+            liveness_path="/health",
+        ),
+        WorkloadSettings(
+            name="worker",
+            image="registry.example.com/loopi-worker:1.0.0",
+            replicas=1,
+            health_command=("/app/healthcheck",),
+        ),
+    )
+
+
+class RegistrySettings(StrictModel):
+    """Where built images are pushed. The password is the `secure:` key registry_password."""
+
+    server: str
+    username: str
+
+    @field_validator("server")
+    @classmethod
+    def _server(cls, value: str) -> str:
+        if not re.match(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]+)?(/[a-z0-9._-]+)*$", value):
+            raise ValueError("a registry host[:port][/namespace] such as registry.example.com/platform")
+        return value
 
 
 class KubernetesSettings(StrictModel):
-    """Filled in by the issue that owns this section."""
+    """LKE cluster, ingress, TLS and the application workloads of one stack."""
+
+    # LKE Enterprise: the only tier whose nodes join the stack's own VPC (so pods reach the
+    # VPC-only data VMs privately) and whose node pools honour `firewall_id` (see README).
+    tier: Literal["enterprise"] = "enterprise"
+    version: str = LKE_ENTERPRISE_VERSIONS[-1]
+    high_availability: bool = False
+    control_plane_acl: bool = False  # True: only admin_cidrs reach the Kubernetes API
+    pool: NodePoolSettings = NodePoolSettings()
+    ingress: IngressSettings = IngressSettings()
+    tls: TlsSettings = TlsSettings()
+    namespace: NamespaceSettings = NamespaceSettings()
+    workloads: tuple[WorkloadSettings, ...] = Field(default_factory=_default_workloads)
+    registry: RegistrySettings | None = None
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, value: str) -> str:
+        if value not in LKE_ENTERPRISE_VERSIONS:
+            raise ValueError(f"a version LKE Enterprise offers: {', '.join(LKE_ENTERPRISE_VERSIONS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> KubernetesSettings:
+        names = [w.name for w in self.workloads]
+        if len(set(names)) != len(names):
+            raise ValueError("workload names must be unique")
+        routes = [(w.ingress.host, w.ingress.path) for w in self.workloads if w.ingress]
+        if len(set(routes)) != len(routes):
+            raise ValueError("two workloads claim the same ingress host and path")
+        if any(w.build for w in self.workloads) and self.registry is None:
+            raise ValueError("a workload with build needs registry (server, username, secure password)")
+        if self.namespace.name == self.ingress.namespace:
+            raise ValueError("the application namespace and the ingress namespace must differ")
+        return self
+
+    @property
+    def kubernetes_minor(self) -> str:
+        return kubernetes_minor(self.version)
+
+    def instance_count(self) -> int:
+        """Most LKE nodes this stack can run (counted against max_instances by the loader)."""
+        return self.pool.autoscaler.max if self.pool.autoscaler else self.pool.count

@@ -1,0 +1,133 @@
+"""KubernetesSettings: bad workload and cluster config is refused with a message naming the key."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from components.settings import SettingsError, load_settings
+from components.settings.kubernetes import (
+    LKE_ENTERPRISE_VERSIONS,
+    KubernetesSettings,
+    kubernetes_minor,
+)
+from tests.harness import stack_config
+
+API: dict[str, Any] = {
+    "name": "api",
+    "image": "registry.example.com/loopi-api:1.0.0",
+    "port": 8080,
+    "replicas": 2,
+    "readiness_path": "/ready",
+    "liveness_path": "/health",
+}
+
+
+def _load_with_kubernetes(section: dict[str, Any]) -> None:
+    """Validate the dev stack's real config with our section replaced, through the real loader."""
+    config, _ = stack_config("dev")
+    values = {key.split(":", 1)[1]: value for key, value in config.items() if key.startswith("platform-infra:")}
+    values["kubernetes"] = section
+    load_settings("platform-infra", "dev", values)
+
+
+def _error_for(section: dict[str, Any]) -> str:
+    with pytest.raises(SettingsError) as caught:
+        _load_with_kubernetes(section)
+    return str(caught.value)
+
+
+def test_defaults_are_the_seeds_api_and_queue_worker() -> None:
+    settings = KubernetesSettings()
+    api, worker = settings.workloads
+    assert (api.name, api.port, api.cpu_request, api.memory_request) == ("api", 8080, "100m", "128Mi")
+    assert (api.cpu_limit, api.memory_limit) == ("500m", "512Mi")
+    assert worker.port is None and worker.health_command
+    assert settings.ingress.rate_limit.requests_per_second == 10
+    assert settings.ingress.rate_limit.burst == 20
+
+
+def test_untagged_image_is_refused_naming_the_key() -> None:
+    message = _error_for({"workloads": [{**API, "image": "registry.example.com/loopi-api"}]})
+    assert "platform-infra:kubernetes.workloads.0.image" in message
+    assert "tag or digest" in message
+
+
+def test_latest_tag_is_refused() -> None:
+    message = _error_for({"workloads": [{**API, "image": "registry.example.com/loopi-api:latest"}]})
+    assert "platform-infra:kubernetes.workloads.0.image" in message
+    assert "not 'latest'" in message
+
+
+def test_digest_pinned_image_is_accepted() -> None:
+    settings = KubernetesSettings.model_validate(
+        {"workloads": [{**API, "image": "registry.example.com/loopi-api@sha256:" + "a" * 64}]}
+    )
+    assert settings.workloads[0].image is not None and "@sha256:" in settings.workloads[0].image
+
+
+def test_zero_replicas_is_refused() -> None:
+    message = _error_for({"workloads": [{**API, "replicas": 0}]})
+    assert "platform-infra:kubernetes.workloads.0.replicas" in message
+
+
+def test_min_above_max_is_refused() -> None:
+    workload = {**API, "min_replicas": 5, "max_replicas": 3}
+    del workload["replicas"]
+    message = _error_for({"workloads": [workload]})
+    assert "platform-infra:kubernetes.workloads.0" in message
+    assert "min_replicas must be <= max_replicas" in message
+
+
+def test_invalid_ingress_host_is_refused() -> None:
+    message = _error_for({"workloads": [{**API, "ingress": {"host": "Not A Host!"}}]})
+    assert "platform-infra:kubernetes.workloads.0.ingress.host" in message
+    assert "fully qualified" in message
+
+
+def test_unknown_kubernetes_version_is_refused_listing_the_offered_ones() -> None:
+    message = _error_for({"version": "1.99"})
+    assert "platform-infra:kubernetes.version" in message
+    assert LKE_ENTERPRISE_VERSIONS[-1] in message
+
+
+def test_pool_autoscaler_min_above_max_is_refused() -> None:
+    message = _error_for({"pool": {"autoscaler": {"min": 5, "max": 3}}})
+    assert "platform-infra:kubernetes.pool.autoscaler" in message
+
+
+def test_ha_load_balancer_needs_two_controller_replicas() -> None:
+    message = _error_for({"ingress": {"load_balancer": "ha", "replicas": 1}})
+    assert "platform-infra:kubernetes.ingress" in message
+    assert "replicas >= 2" in message
+
+
+def test_tls_without_acme_email_is_refused() -> None:
+    message = _error_for({"tls": {"mode": "letsencrypt-production"}})
+    assert "platform-infra:kubernetes.tls" in message and "acme_email" in message
+
+
+def test_workload_env_cannot_shadow_the_connection_secret() -> None:
+    message = _error_for({"workloads": [{**API, "env": {"DATABASE_URL": "mysql://x"}}]})
+    assert "platform-infra:kubernetes.workloads.0.env" in message
+
+
+def test_build_without_registry_is_refused() -> None:
+    workload = {**API, "build": {"context": "./app", "repository": "loopi-api", "tag": "1.0.0"}}
+    del workload["image"]
+    message = _error_for({"workloads": [workload]})
+    assert "registry" in message
+
+
+def test_autoscaled_pool_counts_its_maximum_against_the_instance_limit() -> None:
+    settings = KubernetesSettings.model_validate(
+        {"pool": {"plan": "g6-dedicated-4", "autoscaler": {"min": 3, "max": 6}}}
+    )
+    assert settings.instance_count() == 6
+    assert settings.pool.initial_count == 3
+
+
+def test_kubernetes_minor_is_taken_from_lke_version_strings() -> None:
+    assert kubernetes_minor("v1.31.9+lke7") == "1.31"
+    assert kubernetes_minor("1.34") == "1.34"

@@ -1,0 +1,213 @@
+"""The pure Kubernetes object builders: hardening, policies, edge rules and the connection Secret."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+import pulumi
+import pytest
+
+from components.connections import DataConnections, MariaDbConnection, RabbitMqConnection, RedisConnection
+from components.settings.kubernetes import KubernetesSettings
+from components.workload_manifests import (
+    CA_KEY,
+    CONNECTION_SECRET,
+    StackContext,
+    application_objects,
+    cluster_issuer_name,
+    connection_settings,
+)
+
+PASSWORD: Any = pulumi.Output.from_input("unused-in-pure-code")
+
+
+def sample_connections(tls: bool, nodes: int = 3) -> DataConnections:
+    db = tuple(f"10.30.1.{10 + i}" for i in range(nodes))
+    redis = tuple(f"10.30.1.{20 + i}" for i in range(nodes))
+    mq = tuple(f"10.30.1.{30 + i}" for i in range(nodes))
+    sentinel = nodes >= 3
+    return DataConnections(
+        mariadb=MariaDbConnection(db, db[0], 3306, "app", "app", PASSWORD, tls),
+        redis=RedisConnection(
+            redis, redis[0], 6379, 26379 if sentinel else None, "platform" if sentinel else None, PASSWORD, tls
+        ),
+        rabbitmq=RabbitMqConnection(mq, 5671 if tls else 5672, "app", "app", PASSWORD, tls),
+        ca_certificate=PASSWORD if tls else None,
+    )
+
+
+def prod_like_settings(tls_mode: str = "letsencrypt-production") -> KubernetesSettings:
+    tls: dict[str, Any] = {"mode": tls_mode}
+    if tls_mode != "none":
+        tls["acme_email"] = "ops@example.com"
+    return KubernetesSettings.model_validate(
+        {
+            "tls": tls,
+            "workloads": [
+                {
+                    "name": "api",
+                    "image": "registry.example.com/loopi-api:1.0.0",
+                    "port": 8080,
+                    "min_replicas": 3,
+                    "max_replicas": 10,
+                    "readiness_path": "/ready",
+                    "liveness_path": "/health",
+                    "ingress": {"host": "api.example.com"},
+                },
+                {
+                    "name": "worker",
+                    "image": "registry.example.com/loopi-worker@sha256:" + "b" * 64,
+                    "replicas": 1,
+                    "health_command": ["/app/healthcheck"],
+                },
+            ],
+        }
+    )
+
+
+def render(settings: KubernetesSettings, tls: bool = True) -> list[dict[str, Any]]:
+    connections = sample_connections(tls)
+    ctx = StackContext("platform-infra", "prod", cluster_issuer=cluster_issuer_name(settings))
+    data = connection_settings(connections, "db-pw", "redis-pw", "mq-pw", "PEM" if tls else None)
+    images = {w.name: w.image for w in settings.workloads}
+    return application_objects(settings, ctx, connections.destinations(), images, data)
+
+
+def find(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    matches = [o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name]
+    assert len(matches) == 1, f"{kind}/{name}: {len(matches)} found"
+    return matches[0]
+
+
+def kinds(objects: list[dict[str, Any]], name: str) -> set[str]:
+    return {o["kind"] for o in objects if o["metadata"]["name"] == name}
+
+
+def test_every_container_meets_the_restricted_pod_security_profile() -> None:
+    for deployment in [o for o in render(prod_like_settings()) if o["kind"] == "Deployment"]:
+        pod = deployment["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+        assert pod["automountServiceAccountToken"] is False
+        for container in pod["containers"]:
+            sc = container["securityContext"]
+            assert sc["allowPrivilegeEscalation"] is False
+            assert sc["readOnlyRootFilesystem"] is True
+            assert sc["capabilities"] == {"drop": ["ALL"]}
+            assert sc["runAsNonRoot"] is True
+            assert container["resources"]["requests"] and container["resources"]["limits"]
+            assert "readinessProbe" in container and "livenessProbe" in container
+            assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
+
+
+def test_namespace_enforces_restricted_with_quota_and_limit_range() -> None:
+    objects = render(prod_like_settings())
+    namespace = find(objects, "Namespace", "app")
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce-version"] == "v1.31"
+    quota = find(objects, "ResourceQuota", "app-quota")
+    assert quota["spec"]["hard"]["limits.memory"] == "16Gi"
+    limits = find(objects, "LimitRange", "container-defaults")["spec"]["limits"][0]
+    assert limits["default"] == {"cpu": "500m", "memory": "512Mi"}
+
+
+def test_autoscaled_workload_gets_hpa_pdb_and_no_fixed_replica_count() -> None:
+    objects = render(prod_like_settings())
+    assert kinds(objects, "api") >= {"Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"}
+    hpa = find(objects, "HorizontalPodAutoscaler", "api")
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (3, 10)
+    assert "replicas" not in find(objects, "Deployment", "api")["spec"]
+
+
+def test_single_replica_worker_has_no_pdb_hpa_service_or_ingress() -> None:
+    objects = render(prod_like_settings())
+    assert kinds(objects, "worker") == {"Deployment", "ServiceAccount"}
+    assert find(objects, "Deployment", "worker")["spec"]["replicas"] == 1
+
+
+def test_network_policies_deny_by_default_and_allow_exactly_the_data_destinations() -> None:
+    objects = render(prod_like_settings())
+    deny = find(objects, "NetworkPolicy", "default-deny-all")["spec"]
+    assert deny == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+    egress = find(objects, "NetworkPolicy", "allow-data-tier-egress")["spec"]["egress"]
+    allowed = {(rule["to"][0]["ipBlock"]["cidr"], rule["ports"][0]["port"]) for rule in egress}
+    expected = {(f"{host}/32", port) for host, port in sample_connections(True).destinations()}
+    assert allowed == expected
+    assert ("10.30.1.20/32", 26379) in allowed  # Sentinel port where Sentinel runs
+
+
+def test_only_the_ingress_controller_reaches_the_api_port() -> None:
+    policy = find(render(prod_like_settings()), "NetworkPolicy", "allow-ingress-controller-to-api")["spec"]
+    rule = policy["ingress"][0]
+    assert rule["ports"] == [{"protocol": "TCP", "port": 8080}]
+    peer = rule["from"][0]
+    assert peer["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "ingress"}
+    assert peer["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "traefik"}
+
+
+def test_tls_stack_ingress_has_certificate_redirect_hsts_rate_limit_and_compression() -> None:
+    objects = render(prod_like_settings())
+    ingress = find(objects, "Ingress", "api")
+    annotations = ingress["metadata"]["annotations"]
+    assert annotations["cert-manager.io/cluster-issuer"] == "letsencrypt-production"
+    assert ingress["spec"]["tls"] == [{"hosts": ["api.example.com"], "secretName": "api-tls"}]
+    chain = annotations["traefik.ingress.kubernetes.io/router.middlewares"].split(",")
+    assert chain[0] == "app-redirect-https@kubernetescrd"
+    assert {"app-security-headers@kubernetescrd", "app-rate-limit@kubernetescrd", "app-compress@kubernetescrd"} <= set(
+        chain
+    )
+    headers = find(objects, "Middleware", "security-headers")["spec"]["headers"]
+    assert headers["frameDeny"] and headers["contentTypeNosniff"] and headers["stsSeconds"] == 31_536_000
+    assert find(objects, "Middleware", "rate-limit")["spec"]["rateLimit"] == {
+        "average": 10,
+        "period": "1s",
+        "burst": 20,
+    }
+    assert find(objects, "Middleware", "redirect-https")["spec"]["redirectScheme"]["scheme"] == "https"
+
+
+def test_stack_without_tls_has_no_hsts_no_redirect_and_no_certificate() -> None:
+    objects = render(prod_like_settings("none"), tls=False)
+    ingress = find(objects, "Ingress", "api")
+    assert "tls" not in ingress["spec"]
+    assert "cert-manager.io/cluster-issuer" not in ingress["metadata"]["annotations"]
+    assert "stsSeconds" not in find(objects, "Middleware", "security-headers")["spec"]["headers"]
+    assert not [
+        o for o in objects if o["metadata"]["name"] in ("redirect-https", "allow-ingress-controller-to-acme-solver")
+    ]
+
+
+def test_connection_secret_carries_urls_and_ca_and_workloads_read_it_by_reference() -> None:
+    objects = render(prod_like_settings())
+    secret = find(objects, "Secret", CONNECTION_SECRET)["stringData"]
+    database = urlsplit(secret["DATABASE_URL"])
+    assert (database.scheme, database.hostname, database.port, database.path) == ("mysql", "10.30.1.10", 3306, "/app")
+    assert secret["REDIS_URL"].startswith("rediss://:redis-pw@10.30.1.20:6379")
+    assert secret["REDIS_SENTINELS"] == "10.30.1.20:26379,10.30.1.21:26379,10.30.1.22:26379"
+    assert secret["AMQP_URL"] == "amqps://app:mq-pw@10.30.1.30:5671/app"
+    assert secret[CA_KEY] == "PEM"
+    container = find(objects, "Deployment", "api")["spec"]["template"]["spec"]["containers"][0]
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"] if "valueFrom" in e}
+    assert refs["DATABASE_URL"] == {"name": CONNECTION_SECRET, "key": "DATABASE_URL"}
+    assert {"name": "data-ca", "mountPath": "/etc/platform-ca", "readOnly": True} in container["volumeMounts"]
+
+
+def test_passwords_with_url_metacharacters_are_percent_encoded() -> None:
+    data = connection_settings(sample_connections(False, nodes=1), "p@ss:w/rd", "r#1", "m?q", None)
+    assert urlsplit(data["DATABASE_URL"]).hostname == "10.30.1.10"
+    assert "p%40ss%3Aw%2Frd" in data["DATABASE_URL"]
+    assert data["REDIS_URL"] == "redis://:r%231@10.30.1.20:6379/0"
+    assert "REDIS_SENTINELS" not in data and CA_KEY not in data
+
+
+@pytest.mark.parametrize(
+    "image, skipped", [("registry.example.com/a:1.0.0", True), ("r.example.com/a@sha256:" + "c" * 64, False)]
+)
+def test_digest_suppression_is_only_declared_for_tag_pinned_images(image: str, skipped: bool) -> None:
+    settings = KubernetesSettings.model_validate(
+        {"workloads": [{"name": "a", "image": image, "replicas": 1, "health_command": ["/hc"]}]}
+    )
+    objects = render(settings, tls=False)
+    annotations = find(objects, "Deployment", "a")["metadata"]["annotations"]
+    assert any(v.startswith("CKV_K8S_43=") for v in annotations.values()) is skipped
