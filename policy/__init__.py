@@ -1,0 +1,1 @@
+"""CrossGuard policy pack of platform-infra (rules.py holds the rules)."""
