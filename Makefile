@@ -1,0 +1,55 @@
+# One command each: `make preview STACK=prod` and `make test` work on a fresh Debian machine.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STACK ?= dev
+FORMAT ?= text
+APT_PACKAGES := $(shell grep -v '^\#' .ci/apt-packages.txt)
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: setup system-packages preview preview-all lint typecheck unit integration test clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	python3.11 -m venv $(VENV) 2>/dev/null || python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -r requirements-dev.txt
+	touch $@
+
+setup: $(VENV)/.installed
+
+# The integration tests start the real servers. A policy-rc.d keeps Debian from starting them
+# as system services on install (the tests start their own on loopback).
+system-packages:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing: $$missing"; \
+	  [ -e /usr/sbin/policy-rc.d ] || printf '#!/bin/sh\nexit 101\n' | $(SUDO) tee /usr/sbin/policy-rc.d >/dev/null; \
+	  $(SUDO) chmod +x /usr/sbin/policy-rc.d; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+preview: setup
+	$(PY) -m tools.preview --stack $(STACK)
+
+preview-all: setup
+	for s in dev staging prod; do $(PY) -m tools.preview --stack $$s || exit 1; done
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+typecheck: setup
+	$(VENV)/bin/mypy .
+
+unit: setup system-packages
+	$(VENV)/bin/pytest -q -n 2 -m "not integration" tests
+
+integration: setup system-packages
+	$(VENV)/bin/pytest -q -m integration tests/integration
+
+# Everything CI runs: lint, types, then every test (integration ones start real servers).
+test: lint typecheck setup system-packages
+	$(VENV)/bin/pytest -q -n 2 -m "not integration" tests
+	$(VENV)/bin/pytest -q -m integration tests/integration
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

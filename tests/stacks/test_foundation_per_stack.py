@@ -1,0 +1,142 @@
+"""The whole program per stack under mocks: what the foundation promises holds in dev, staging and prod."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from functools import cache
+
+import pulumi
+import pytest
+
+from tests.harness import ProgramRun, ResourceRecord, run_program, run_program_expecting_error
+
+STACKS = ["dev", "staging", "prod"]
+TAGGABLE = {
+    "linode:index/instance:Instance",
+    "linode:index/firewall:Firewall",
+    "linode:index/lkeCluster:LkeCluster",
+    "linode:index/nodeBalancer:NodeBalancer",
+    "linode:index/volume:Volume",
+}
+DATA_ROLES = {"mariadb", "redis", "rabbitmq"}
+
+
+@cache
+def program(stack: str) -> ProgramRun:
+    return run_program(stack)
+
+
+def role_of(record: ResourceRecord) -> str:
+    return next(t.split(":", 1)[1] for t in record.inputs.get("tags", []) if t.startswith("role:"))
+
+
+def instances(run: ProgramRun) -> list[ResourceRecord]:
+    return run.of_type("linode:index/instance:Instance")
+
+
+def firewall_of(run: ProgramRun, instance: ResourceRecord) -> ResourceRecord:
+    firewalls = {int(r.id): r for r in run.of_type("linode:index/firewall:Firewall")}
+    return firewalls[int(instance.inputs["firewallId"])]
+
+
+def vpc_address(instance: ResourceRecord) -> str:
+    return next(i for i in instance.inputs["interfaces"] if i["purpose"] == "vpc")["ipv4"]["vpc"]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_linode_resource_is_tagged_with_project_env_and_role(stack: str) -> None:
+    run = program(stack)
+    tagged = [r for r in run.resources if r.type in TAGGABLE]
+    assert tagged, "the program declares taggable resources"
+    for record in tagged:
+        tags = record.inputs.get("tags", [])
+        assert "platform-infra" in tags, record.name
+        assert f"env:{stack}" in tags, record.name
+        assert any(t.startswith("role:") for t in tags), record.name
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_firewall_drops_inbound_by_default(stack: str) -> None:
+    for firewall in program(stack).of_type("linode:index/firewall:Firewall"):
+        assert firewall.inputs["inboundPolicy"] == "DROP", firewall.name
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_only_the_bastion_takes_ssh_from_outside_the_vpc(stack: str) -> None:
+    run = program(stack)
+    bastion = next(i for i in instances(run) if role_of(i) == "bastion")
+    bastion_source = f"{vpc_address(bastion)}/32"
+    for instance in instances(run):
+        ssh_rules = [r for r in firewall_of(run, instance).inputs.get("inbounds", []) if r.get("ports") == "22"]
+        assert ssh_rules, f"{instance.name} has an SSH rule"
+        sources = [s for rule in ssh_rules for s in rule.get("ipv4s", []) + rule.get("ipv6s", [])]
+        if instance is bastion:
+            assert bastion_source not in sources
+            assert "0.0.0.0/0" not in sources or stack != "prod"
+        else:
+            assert sources == [bastion_source], instance.name
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_vm_sits_on_a_unique_planned_address_inside_its_tier_subnet(stack: str) -> None:
+    run = program(stack)
+    subnets = {r.inputs["label"].rsplit("-", 1)[-1]: r for r in run.of_type("linode:index/vpcSubnet:VpcSubnet")}
+    addresses = [vpc_address(i) for i in instances(run)]
+    assert len(addresses) == len(set(addresses))
+    for instance in instances(run):
+        tier = "admin" if role_of(instance) == "bastion" else "data"
+        vpc = next(i for i in instance.inputs["interfaces"] if i["purpose"] == "vpc")
+        assert int(vpc["subnetId"]) == int(subnets[tier].id)
+        assert ipaddress.ip_address(vpc_address(instance)) in ipaddress.ip_network(subnets[tier].inputs["ipv4"])
+        assert instance.inputs["interfaceGeneration"] == "legacy_config"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_child_resource_has_a_component_parent(stack: str) -> None:
+    run = program(stack)
+    urns = run.by_urn()
+    for record in run.resources:
+        if record.type.startswith(("linode:", "random:", "tls:")):
+            assert record.parent in urns, f"{record.type} {record.name} is not parented to a component"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_secrets_never_appear_in_plain_outputs(stack: str) -> None:
+    run = program(stack)
+    secrets = [r.outputs["result"] for r in run.of_type("random:index/randomPassword:RandomPassword")]
+    plain = json.dumps({k: v for k, v in run.outputs.items() if k not in run.secret_outputs})
+    for secret in secrets:
+        assert secret not in plain
+
+
+def test_prod_data_vms_are_protected_and_keep_their_disks_on_template_changes() -> None:
+    data_vms = [i for i in instances(program("prod")) if role_of(i) in DATA_ROLES]
+    assert data_vms, "prod has data VMs"
+    for vm in data_vms:
+        assert vm.protect, vm.name
+        assert "metadatas" in vm.ignore_changes, vm.name
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"region": "mars-1"}, "platform-infra:region: got 'mars-1'"),
+        ({"admin_cidrs": ["0.0.0.0/0"]}, "platform-infra:admin_cidrs: got '0.0.0.0/0'"),
+        ({"max_instances": 1}, "platform-infra:max_instances: got 1"),
+    ],
+)
+def test_bad_config_stops_the_program_before_any_resource_exists(overrides: dict[str, object], expected: str) -> None:
+    error, registered = run_program_expecting_error("prod", overrides)
+    # RunError is what the Pulumi language host prints as one message, without a traceback.
+    assert isinstance(error, pulumi.RunError)
+    assert str(error).startswith("invalid stack config for prod:\n" + expected)
+    assert registered == []
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_outputs_name_the_way_in(stack: str) -> None:
+    outputs = program(stack).outputs
+    assert outputs["stack"] == stack
+    assert outputs["ssh_jump"].startswith("ssh -J ops@")
+    assert ipaddress.ip_address(outputs["bastion_vpc_address"]) in ipaddress.ip_network(outputs["subnets"]["admin"])
