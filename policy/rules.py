@@ -63,9 +63,18 @@ BACKUP_STACKS = frozenset({"staging", "prod"})
 # Keys whose string value is a credential; names of references to credentials are fine.
 CREDENTIAL_KEY = re.compile(r"(?i)(password|passwd|passphrase|secret|token|private_?key|api_?key|root_?pass)")
 CREDENTIAL_REFERENCE_KEY = re.compile(r"(?i)(name|ref|file|path|id|ttl|type)$")
-# Markers of a credential inside rendered user data (cloud-config, config files).
+# Markers of a credential inside rendered user data (cloud-config and the config files it
+# writes): a credential-named key with a non-boolean value, Redis/Sentinel auth directives,
+# SQL grants with a password, private keys, the Erlang cookie.
 CREDENTIAL_TEXT = re.compile(
-    r"(?i)(password|passwd|requirepass|masterauth|erlang\.cookie|secret_key|BEGIN [A-Z ]*PRIVATE KEY)"
+    r"""(?imx)
+    ^[ \t]*-?[ \t]*["']?[\w.-]*(password|passwd|pass|secret|token|api_?key|sst_auth|cookie)[\w.-]*["']?
+        [ \t]*[:=][ \t]*(?!(true|false|yes|no|none|null|~)?[ \t]*$)\S+
+    | \b(requirepass|masterauth|auth-pass)[ \t]+\S+
+    | \bIDENTIFIED[ \t]+BY\b
+    | BEGIN[ ][A-Z ]*PRIVATE[ ]KEY
+    | \.erlang\.cookie
+    """
 )
 
 

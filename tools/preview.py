@@ -1,25 +1,39 @@
 """Offline preview of a stack: no credentials, no Pulumi CLI, no cloud.
 
-Runs the real program under Pulumi mocks with the stack's real config and prints the resource
-tree with each resource's type, name and key sizing.
+Runs the real program under Pulumi mocks with the stack's real config and reports what a
+reviewer needs: the resource tree with each resource's type, name and key sizing, counts per
+type, the estimated monthly cost per resource and in total against the stack's budget
+(components/pricing.py), and the findings of the policy pack (policy/rules.py) evaluated on
+the mocked program. Exits 1 on a mandatory violation or a budget overrun, 2 on a bad config.
 
     python -m tools.preview --stack prod
+    python -m tools.preview --stack dev --stack staging --stack prod --format markdown
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
 from rich.console import Console
+from rich.table import Table
 from rich.tree import Tree
 
-from tests.harness import ProgramRun, ResourceRecord, run_program
+from components import cost, pricing
+from components.settings.budget import BudgetSettings
+from policy import rules
+from tests.harness import PROJECT, ProgramRun, ResourceRecord, run_program, stack_config
 
 STACKS = ("dev", "staging", "prod")
+FORMATS = ("text", "markdown", "json")
+# The PR workflow finds its comment by this marker and updates it instead of adding another.
+COMMENT_MARKER = "<!-- platform-infra-offline-preview -->"
 
 # The inputs that say how big or how exposed a resource is, per type (engine's camelCase names).
 SIZING_KEYS: dict[str, tuple[str, ...]] = {
@@ -44,7 +58,7 @@ def short_type(type_: str) -> str:
 
 
 def sizing(record: ResourceRecord) -> str:
-    inputs = record.inputs
+    inputs, _ = cost.unwrap_secrets(record.inputs)
     parts: list[str] = []
     for key in SIZING_KEYS.get(record.type, ()):
         if inputs.get(key) not in (None, "", []):
@@ -54,7 +68,7 @@ def sizing(record: ResourceRecord) -> str:
     if record.type == "linode:index/lkeCluster:LkeCluster":
         for pool in inputs.get("pools") or []:
             scale = pool.get("autoscaler")
-            count = f"{scale['min']}-{scale['max']}" if scale else pool.get("count")
+            count = f"{scale['min']:g}-{scale['max']:g}" if scale else pool.get("count")
             parts.append(f"pool={pool.get('type')}x{count}")
         if (inputs.get("controlPlane") or {}).get("highAvailability"):
             parts.append("ha-control-plane")
@@ -64,30 +78,10 @@ def sizing(record: ResourceRecord) -> str:
             parts.append(f"ns={meta['namespace']}")
         replicas = (inputs.get("spec") or {}).get("replicas")
         if replicas is not None:
-            parts.append(f"replicas={replicas}")
+            parts.append(f"replicas={replicas:g}" if isinstance(replicas, float) else f"replicas={replicas}")
     if record.protect:
         parts.append("protected")
     return " ".join(parts)
-
-
-def build_tree(run: ProgramRun) -> Tree:
-    tree = Tree(f"[bold]platform-infra-{run.stack}[/] ({len(run.resources)} resources)")
-    nodes: dict[str | None, Tree] = {}
-    by_urn = run.by_urn()
-
-    def node_for(record: ResourceRecord) -> Tree:
-        if record.urn in nodes:
-            return nodes[record.urn]
-        parent_record = by_urn.get(record.parent or "")
-        parent = node_for(parent_record) if parent_record else tree
-        label = f"[cyan]{short_type(record.type)}[/] [bold]{record.name}[/]"
-        detail = sizing(record)
-        nodes[record.urn] = parent.add(f"{label} {detail}".rstrip())
-        return nodes[record.urn]
-
-    for record in run.resources:
-        node_for(record)
-    return tree
 
 
 def counts_by_type(run: ProgramRun) -> dict[str, int]:
@@ -98,23 +92,250 @@ def counts_by_type(run: ProgramRun) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
+def stack_budget(stack: str) -> BudgetSettings | None:
+    """The stack's platform-infra:budget section, read from Pulumi.<stack>.yaml."""
+    config, _ = stack_config(stack)
+    raw = config.get(f"{PROJECT}:budget")
+    return None if raw is None else BudgetSettings.model_validate(json.loads(raw))
+
+
+@dataclass(frozen=True)
+class StackReport:
+    stack: str
+    run: ProgramRun
+    estimate: cost.StackCost | None
+    cost_error: str | None
+    evaluation: rules.Evaluation
+    seconds: float
+
+    @property
+    def over_budget(self) -> bool:
+        return self.estimate is None or not self.estimate.within_budget
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.evaluation.mandatory) or self.over_budget
+
+    def line_for(self, record: ResourceRecord) -> cost.CostLine | None:
+        if self.estimate is None:
+            return None
+        return next((line for line in self.estimate.lines
+                     if line.type == record.type and line.name == record.name), None)
+
+
+def build_report(stack: str) -> StackReport:
+    started = time.perf_counter()
+    run = run_program(stack)
+    budget = stack_budget(stack)
+    views = [rules.view_from_record(record) for record in run.resources]
+    estimate: cost.StackCost | None = None
+    cost_error: str | None = None
+    try:
+        estimate = cost.estimate_stack(views, budget or BudgetSettings(monthly_eur=1))
+        if budget is None:
+            estimate, cost_error = None, f"{PROJECT}:budget is not set"
+    except pricing.UnknownPlanError as error:
+        cost_error = str(error)
+    evaluation = rules.evaluate(views, rules.StackContext(stack=stack, budget=budget))
+    return StackReport(stack, run, estimate, cost_error, evaluation, time.perf_counter() - started)
+
+
+# --- text (rich) ---------------------------------------------------------------------------
+
+def build_tree(report: StackReport) -> Tree:
+    run = report.run
+    tree = Tree(f"[bold]{PROJECT}-{run.stack}[/] ({len(run.resources)} resources)")
+    nodes: dict[str | None, Tree] = {}
+    by_urn = run.by_urn()
+
+    def node_for(record: ResourceRecord) -> Tree:
+        if record.urn in nodes:
+            return nodes[record.urn]
+        parent_record = by_urn.get(record.parent or "")
+        parent = node_for(parent_record) if parent_record else tree
+        label = f"[cyan]{short_type(record.type)}[/] [bold]{record.name}[/]"
+        detail = sizing(record)
+        line = report.line_for(record)
+        price = f" [green]${line.monthly_usd:.2f}/mo[/]" if line else ""
+        nodes[record.urn] = parent.add(f"{label} {detail}".rstrip() + price)
+        return nodes[record.urn]
+
+    for record in run.resources:
+        node_for(record)
+    return tree
+
+
+def render_text(reports: Sequence[StackReport], console: Console) -> None:
+    for report in reports:
+        console.rule(f"[bold]{report.stack}")
+        console.print(build_tree(report))
+        counts = Table(title="Cloud resources per type", show_edge=False)
+        counts.add_column("count", justify="right")
+        counts.add_column("type")
+        for type_, count in counts_by_type(report.run).items():
+            counts.add_row(str(count), type_)
+        console.print(counts)
+        console.print(_cost_table(report))
+        console.print(_budget_line(report))
+        if report.evaluation.findings:
+            findings = Table(title="Policy findings", show_edge=False)
+            for column in ("rule", "enforcement", "resource", "message"):
+                findings.add_column(column)
+            for finding in report.evaluation.findings:
+                findings.add_row(finding.rule, finding.enforcement, finding.resource, finding.message)
+            console.print(findings)
+        else:
+            console.print(f"[green]policy: all {_rule_count()} rules pass[/]")
+        console.print(f"preview of {report.stack} took {report.seconds:.2f}s")
+
+
+def _cost_table(report: StackReport) -> Table:
+    table = Table(title="Estimated monthly cost (USD)", show_edge=False)
+    for column in ("resource", "type", "detail", "USD/month"):
+        table.add_column(column, justify="right" if column == "USD/month" else "left")
+    for line in report.estimate.lines if report.estimate else ():
+        table.add_row(line.name, short_type(line.type), line.detail, f"{line.monthly_usd:.2f}")
+    return table
+
+
+def _budget_line(report: StackReport) -> str:
+    estimate = report.estimate
+    if estimate is None:
+        return f"[red]cost: cannot estimate ({report.cost_error})[/]"
+    verdict = "[green]within budget[/]" if estimate.within_budget else "[red]OVER BUDGET[/]"
+    return (f"total ${estimate.total_usd:.2f} = {estimate.total_eur:.2f} EUR/month "
+            f"(autoscaling ceiling {estimate.max_total_eur:.2f} EUR) vs budget "
+            f"{estimate.budget.monthly_eur:.2f} EUR: {verdict}, headroom {estimate.headroom_eur:.2f} EUR")
+
+
+def _rule_count() -> int:
+    return len(rules.RESOURCE_RULES) + len(rules.STACK_RULES)
+
+
+# --- markdown (pull-request comment) --------------------------------------------------------
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def render_markdown(reports: Sequence[StackReport]) -> str:
+    lines = [COMMENT_MARKER, "## Offline preview (mocked program, no cloud calls)", ""]
+    lines += ["| stack | resources | est. EUR/month | budget EUR | mandatory findings | result |",
+              "|---|---:|---:|---:|---:|---|"]
+    for report in reports:
+        estimate = report.estimate
+        total = f"{estimate.total_eur:.2f}" if estimate else "n/a"
+        budget = f"{estimate.budget.monthly_eur:.2f}" if estimate else "n/a"
+        result = ":x: fails" if report.failed else ":white_check_mark: passes"
+        lines.append(f"| {report.stack} | {sum(counts_by_type(report.run).values())} | {total} | {budget} | "
+                     f"{len(report.evaluation.mandatory)} | {result} |")
+    for report in reports:
+        lines += ["", f"### {report.stack}", ""]
+        lines += [_budget_line(report).replace("[green]", "").replace("[red]", "").replace("[/]", ""), ""]
+        lines += ["<details><summary>Estimated monthly cost per resource</summary>", "",
+                  "| resource | type | detail | USD/month |", "|---|---|---|---:|"]
+        for line in report.estimate.lines if report.estimate else ():
+            lines.append(f"| {_md(line.name)} | `{short_type(line.type)}` | {_md(line.detail)} | "
+                         f"{line.monthly_usd:.2f} |")
+        lines += ["", "</details>", "", "<details><summary>Resources per type</summary>", "",
+                  "| count | type |", "|---:|---|"]
+        lines += [f"| {count} | `{type_}` |" for type_, count in counts_by_type(report.run).items()]
+        lines += ["", "</details>", "", "<details><summary>Resource tree and sizing</summary>", "", "```"]
+        lines += _plain_tree(report)
+        lines += ["```", "", "</details>", ""]
+        if report.evaluation.findings:
+            lines += ["**Policy findings**", "", "| rule | enforcement | resource | message |", "|---|---|---|---|"]
+            lines += [f"| {f.rule} | {f.enforcement} | `{_md(f.resource)}` | {_md(f.message)} |"
+                      for f in report.evaluation.findings]
+        else:
+            lines.append(f"Policy: all {_rule_count()} rules pass.")
+        lines.append(f"\n_Preview took {report.seconds:.2f}s._")
+    lines += ["", f"Prices: `components/pricing.py` (read {pricing.READ_ON.isoformat()}); "
+              "rules: `policy/rules.py`."]
+    return "\n".join(lines) + "\n"
+
+
+def _plain_tree(report: StackReport) -> list[str]:
+    children: dict[str | None, list[ResourceRecord]] = {}
+    urns = {record.urn for record in report.run.resources}
+    for record in report.run.resources:
+        parent = record.parent if record.parent in urns else None
+        children.setdefault(parent, []).append(record)
+    out: list[str] = []
+
+    def walk(parent: str | None, depth: int) -> None:
+        for record in children.get(parent, []):
+            line = report.line_for(record)
+            price = f"  ${line.monthly_usd:.2f}/mo" if line else ""
+            out.append(f"{'  ' * depth}{short_type(record.type)} {record.name} {sizing(record)}".rstrip() + price)
+            walk(record.urn, depth + 1)
+
+    walk(None, 0)
+    return out
+
+
+# --- json ------------------------------------------------------------------------------------
+
+def report_dict(report: StackReport) -> dict[str, Any]:
+    estimate = report.estimate
+    return {
+        "stack": report.stack,
+        "failed": report.failed,
+        "seconds": round(report.seconds, 3),
+        "counts": counts_by_type(report.run),
+        "resources": [
+            {"type": r.type, "name": r.name, "parent": r.parent, "protect": r.protect, "sizing": sizing(r),
+             "monthly_usd": (line.monthly_usd if (line := report.line_for(r)) else 0.0)}
+            for r in report.run.resources
+        ],
+        "cost": None if estimate is None else {
+            "total_usd": estimate.total_usd, "total_eur": estimate.total_eur,
+            "max_total_eur": estimate.max_total_eur, "budget_eur": estimate.budget.monthly_eur,
+            "allowed_overrun_eur": estimate.budget.allowed_overrun_eur,
+            "eur_per_usd": estimate.budget.usd_to_eur.eur_per_usd, "within_budget": estimate.within_budget,
+            "lines": [{"type": line.type, "name": line.name, "monthly_usd": line.monthly_usd,
+                       "max_monthly_usd": line.max_monthly_usd, "detail": line.detail}
+                      for line in estimate.lines],
+        },
+        "cost_error": report.cost_error,
+        "findings": [{"rule": f.rule, "enforcement": f.enforcement, "resource": f.resource, "message": f.message}
+                     for f in report.evaluation.findings],
+    }
+
+
+def render_json(reports: Sequence[StackReport]) -> str:
+    return json.dumps({"stacks": [report_dict(report) for report in reports]}, indent=2, sort_keys=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--stack", choices=STACKS, required=True)
+    parser.add_argument("--stack", choices=STACKS, action="append", required=True,
+                        help="stack to preview; repeat for several (one report)")
+    parser.add_argument("--format", choices=FORMATS, default="text")
+    parser.add_argument("--output", help="write the report to this file instead of stdout")
     args = parser.parse_args(argv)
-    console = Console()
-    started = time.perf_counter()
-    try:
-        run = run_program(args.stack)
-    except pulumi.RunError as error:
-        console.print(f"[red]error:[/] {error}")
-        return 2
-    console.print(build_tree(run))
-    summary: dict[str, Any] = counts_by_type(run)
-    console.print(f"\n[bold]{sum(summary.values())} cloud resources[/] in {time.perf_counter() - started:.2f}s")
-    for type_, count in summary.items():
-        console.print(f"  {count:4d}  {type_}")
-    return 0
+    console = Console(stderr=args.format != "text")
+    reports: list[StackReport] = []
+    for stack in dict.fromkeys(args.stack):
+        try:
+            reports.append(build_report(stack))
+        except pulumi.RunError as error:
+            console.print(f"[red]error:[/] {error}")
+            return 2
+    if args.format == "text":
+        if args.output:
+            with open(args.output, "w") as handle:
+                render_text(reports, Console(file=handle, width=160, no_color=True))
+        else:
+            render_text(reports, console)
+    else:
+        rendered = render_markdown(reports) if args.format == "markdown" else render_json(reports)
+        if args.output:
+            with open(args.output, "w") as handle:
+                handle.write(rendered)
+        else:
+            sys.stdout.write(rendered)
+    return 1 if any(report.failed for report in reports) else 0
 
 
 if __name__ == "__main__":

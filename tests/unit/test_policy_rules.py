@@ -410,3 +410,20 @@ def test_pack_remediation_marks_credential_carrying_user_data_secret() -> None:
     remediated = json_format.MessageToDict(response.remediations[0].properties)
     assert remediated["metadatas"] == {SECRET_SIG_KEY: SECRET_SIG, "value": props["metadatas"]}
     assert remediated["label"] == "redis-0"
+
+
+@pytest.mark.parametrize("text", [
+    "lock_passwd: true", "sudo: ALL=(ALL) NOPASSWD:ALL", "    PasswordAuthentication no",
+    "runcmd:\n- - passwd\n  - --lock\n  - root", "ssh_pwauth: false", "ssh_authorized_keys:\n  - ssh-ed25519 AAA",
+])
+def test_hardening_text_is_not_mistaken_for_a_credential(text: str) -> None:
+    assert rules.CREDENTIAL_TEXT.search(text) is None
+
+
+@pytest.mark.parametrize("text", [
+    "requirepass s3cr3t", "    masterauth abc", "sentinel auth-pass mymaster pw", "default_pass = hunter2",
+    "  password: hunter2", "wsrep_sst_auth = mariabackup:pw", "CREATE USER x IDENTIFIED BY 'pw'",
+    "-----BEGIN OPENSSH PRIVATE KEY-----", "- path: /var/lib/rabbitmq/.erlang.cookie", "MYSQL_PASSWORD=abc",
+])
+def test_credentials_in_rendered_config_are_recognised(text: str) -> None:
+    assert rules.CREDENTIAL_TEXT.search(text) is not None
