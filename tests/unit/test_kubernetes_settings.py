@@ -27,7 +27,9 @@ API: dict[str, Any] = {
 def _load_with_kubernetes(section: dict[str, Any]) -> None:
     """Validate the dev stack's real config with our section replaced, through the real loader."""
     config, _ = stack_config("dev")
-    values = {key.split(":", 1)[1]: value for key, value in config.items() if key.startswith("platform-infra:")}
+    values: dict[str, Any] = {
+        key.split(":", 1)[1]: value for key, value in config.items() if key.startswith("platform-infra:")
+    }
     values["kubernetes"] = section
     load_settings("platform-infra", "dev", values)
 

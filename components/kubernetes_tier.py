@@ -1,0 +1,146 @@
+"""The Kubernetes tier of a stack, in dependency order: cluster, ingress, cert-manager, workloads.
+
+`__main__` calls `build_kubernetes_tier` once. Pods reach the data VMs over the stack's VPC:
+the LKE Enterprise cluster sits in the "app" subnet, so the data firewalls admit exactly that
+subnet's CIDR and the NetworkPolicies admit exactly the data tier's (address, port) pairs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.address_plan import AddressPlan
+from components.app_image import AppImage, AppImageArgs
+from components.cert_manager import CertManager, CertManagerArgs
+from components.connections import DataConnections
+from components.ingress import IngressController, IngressControllerArgs
+from components.lke import LkeCluster, LkeClusterArgs
+from components.network import Network
+from components.settings import SettingsError, StackSettings
+from components.stack_config import StackSecrets
+from components.workload_manifests import StackContext, cluster_issuer_name
+from components.workloads import Workloads, WorkloadsArgs
+
+REGISTRY_PASSWORD_KEY = "registry_password"
+
+
+def app_source_cidrs(plan: AddressPlan) -> tuple[str, ...]:
+    """Sources the data firewalls must admit for the app tier: the cluster's VPC subnet only."""
+    return (plan.subnets["app"].cidr_str,)
+
+
+@dataclass(frozen=True)
+class KubernetesTier:
+    cluster: LkeCluster
+    provider: k8s.Provider
+    kubeconfig: pulumi.Output[str]  # secret
+    ingress: IngressController
+    cert_manager: CertManager
+    workloads: Workloads
+    images: dict[str, AppImage]
+
+    @property
+    def namespace(self) -> str:
+        return self.workloads.namespace
+
+    @property
+    def ingress_class(self) -> str:
+        return self.ingress.ingress_class
+
+
+def build_kubernetes_tier(
+    settings: StackSettings,
+    plan: AddressPlan,
+    network: Network,
+    connections: DataConnections,
+    tags: Sequence[str],
+    secrets: StackSecrets | None = None,
+) -> KubernetesTier:
+    k = settings.kubernetes
+    context = StackContext(settings.project, settings.stack, cluster_issuer=cluster_issuer_name(k))
+    cluster = LkeCluster(
+        "lke",
+        LkeClusterArgs(
+            label=settings.label("lke"),
+            region=settings.region,
+            version=k.version,
+            pool=k.pool,
+            high_availability=k.high_availability,
+            control_plane_acl=k.control_plane_acl,
+            admin_ipv4_cidrs=settings.ipv4_admin_cidrs,
+            admin_ipv6_cidrs=settings.ipv6_admin_cidrs,
+            vpc_id=network.vpc_id,
+            subnet_id=network.subnet_ids["app"],
+            app_subnet_cidr=plan.subnets["app"].cidr_str,
+            tags=tuple(tags),
+        ),
+    )
+    in_cluster = pulumi.ResourceOptions(providers={"kubernetes": cluster.provider})
+    ingress = IngressController(
+        "ingress",
+        IngressControllerArgs(
+            settings=k.ingress,
+            context=context,
+            kubernetes_minor=k.kubernetes_minor,
+            firewall_label=settings.label("nodebalancer"),
+            tags=tuple(tags),
+        ),
+        opts=in_cluster,
+    )
+    cert_manager = CertManager(
+        "cert-manager",
+        CertManagerArgs(
+            tls=k.tls, ingress_class=ingress.ingress_class, context=context, kubernetes_minor=k.kubernetes_minor
+        ),
+        opts=in_cluster,
+    )
+
+    images: dict[str, AppImage] = {}
+    references: dict[str, pulumi.Input[str]] = {}
+    digest_pinned: dict[str, bool] = {}
+    for workload in k.workloads:
+        if workload.build is None:
+            assert workload.image is not None
+            references[workload.name] = workload.image
+            digest_pinned[workload.name] = "@sha256:" in workload.image
+            continue
+        assert k.registry is not None  # enforced by KubernetesSettings
+        password = secrets.get(REGISTRY_PASSWORD_KEY) if secrets else None
+        if password is None:
+            raise SettingsError(
+                f"{settings.project}:{REGISTRY_PASSWORD_KEY}: missing; workload {workload.name} is built "
+                f"and pushed, set it with `pulumi config set --secret {REGISTRY_PASSWORD_KEY} <password>`"
+            )
+        images[workload.name] = AppImage(
+            f"image-{workload.name}",
+            AppImageArgs(build=workload.build, registry=k.registry, registry_password=password),
+        )
+        references[workload.name] = images[workload.name].reference
+        digest_pinned[workload.name] = True
+
+    workloads = Workloads(
+        "app",
+        WorkloadsArgs(
+            settings=k,
+            context=context,
+            connections=connections,
+            images=references,
+            digest_pinned=digest_pinned,
+            crd_dependencies=(ingress.release,),
+            issuer_dependencies=(cert_manager.issuer,) if cert_manager.issuer else (),
+        ),
+        opts=in_cluster,
+    )
+    return KubernetesTier(
+        cluster=cluster,
+        provider=cluster.provider,
+        kubeconfig=cluster.kubeconfig,
+        ingress=ingress,
+        cert_manager=cert_manager,
+        workloads=workloads,
+        images=images,
+    )
