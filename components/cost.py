@@ -189,11 +189,13 @@ def estimate_resource(record: ResourceRecord, *, first_bucket: bool = True) -> C
             price = pricing.plan_price(plan)
             items.append(CostItem(f"Backup Service for {plan}", 1, price.backups_monthly_usd, plan))
     elif record.type == LKE_CLUSTER:
-        if str(inputs.get("tier", "standard")) == "enterprise":
-            raise pricing.UnknownPlanError("LKE Enterprise is not in components/pricing.py")
         control_plane = inputs.get("controlPlane") or {}
-        high_availability = bool(control_plane.get("highAvailability"))
-        service = pricing.LKE_HA_CONTROL_PLANE if high_availability else pricing.LKE_STANDARD_CONTROL_PLANE
+        if str(inputs.get("tier") or "standard") == "enterprise":
+            service = pricing.LKE_ENTERPRISE_CONTROL_PLANE
+        elif control_plane.get("highAvailability"):
+            service = pricing.LKE_HA_CONTROL_PLANE
+        else:
+            service = pricing.LKE_STANDARD_CONTROL_PLANE
         items.append(CostItem(service.description, 1, service.monthly_usd, service.key))
         for pool in inputs.get("pools") or []:
             item, pool_max = _pool_items(pool, "count")

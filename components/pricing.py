@@ -109,12 +109,21 @@ PLANS: dict[str, PlanPrice] = {
               + _BACKUPS_EVIDENCE),
         _plan("g6-dedicated-16", "Dedicated 32 GB", 16, 32, 288.0, 40.0, LINODE_PRICING_PAGE,
               "pricing page (doubling series of the dedicated plans); " + _BACKUPS_EVIDENCE),
+        # Premium CPU (LKE Enterprise node pools use these).
+        _plan("g7-premium-2", "Premium 4 GB", 2, 4, 43.0, 5.0, CATALOG_TRANSCRIPT,
+              "catalog transcript: Premium 4GB $43.0/mo (lowest premium plan); " + _BACKUPS_EVIDENCE),
     )
 }
 
 LKE_HA_CONTROL_PLANE = ServicePrice(
     "lke-ha-control-plane", "LKE high-availability control plane", 60.0, "per cluster",
     MANAGER_PRICING_CONSTANTS, "LKE_HA_PRICE = 60",
+)
+# LKE Enterprise includes its HA control plane (HA and ACL are on by default for the tier).
+LKE_ENTERPRISE_CONTROL_PLANE = ServicePrice(
+    "lke-enterprise-control-plane", "LKE Enterprise control plane (HA included)", 300.0, "per cluster",
+    "https://github.com/linode/manager/blob/develop/packages/manager/src/factories/types.ts",
+    "lkeEnterpriseTypeFactory: id 'lke-e', price.monthly 300 (shape of GET /v4/lke/types)",
 )
 LKE_STANDARD_CONTROL_PLANE = ServicePrice(
     "lke-standard-control-plane", "LKE standard control plane", 0.0, "per cluster",
@@ -138,7 +147,8 @@ BLOCK_STORAGE_MIN_GB = 10
 SERVICES: dict[str, ServicePrice] = {
     s.key: s
     for s in (
-        LKE_HA_CONTROL_PLANE, LKE_STANDARD_CONTROL_PLANE, NODEBALANCER, OBJECT_STORAGE, BLOCK_STORAGE_GB
+        LKE_HA_CONTROL_PLANE, LKE_ENTERPRISE_CONTROL_PLANE, LKE_STANDARD_CONTROL_PLANE, NODEBALANCER,
+        OBJECT_STORAGE, BLOCK_STORAGE_GB,
     )
 }
 

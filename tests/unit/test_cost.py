@@ -54,6 +54,10 @@ def test_lke_cluster_costs_ha_control_plane_and_nodes_with_autoscaling_ceiling()
     assert line is not None
     assert line.monthly_usd == 60.0 + 3 * 48.0
     assert line.max_monthly_usd == 60.0 + 6 * 48.0
+    enterprise = cost.estimate_resource(Record(cost.LKE_CLUSTER, "lke", {
+        "tier": "enterprise", "controlPlane": {"highAvailability": True},
+        "pools": [{"type": "g7-premium-2", "count": 3}]}))
+    assert enterprise is not None and enterprise.monthly_usd == 300.0 + 3 * 43.0  # HA is part of LKE-E
     standard = cost.estimate_resource(Record(cost.LKE_CLUSTER, "lke", {
         "pools": [{"type": "g6-standard-2", "count": 1}]}))
     assert standard is not None and standard.monthly_usd == 24.0
