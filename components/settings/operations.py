@@ -6,7 +6,7 @@ import re
 from datetime import time
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from components.settings.common import StrictModel
 
@@ -48,8 +48,10 @@ class BackupSettings(StrictModel):
     """Logical backups of the data services to Object Storage, plus Linode's own disk backups."""
 
     enabled: bool = True
-    bucket_region: str = Field(min_length=2, description="Object Storage region, e.g. es-mad")
-    retention_days: int = Field(ge=1, le=3650)
+    bucket_region: str | None = Field(
+        default=None, min_length=2, description="allowed: an Object Storage region such as eu-central"
+    )
+    retention_days: int = Field(default=7, ge=1, le=3650)
     full_schedule: str = "*-*-* 01:15:00"
     # None: no incrementals (each run is a full backup on the full schedule only).
     incremental_schedule: str | None = None
@@ -87,6 +89,12 @@ class BackupSettings(StrictModel):
         if value is not None and value not in LINODE_BACKUP_DAYS:
             raise ValueError(f"one of {', '.join(LINODE_BACKUP_DAYS)}")
         return value
+
+    @model_validator(mode="after")
+    def _bucket_when_enabled(self) -> BackupSettings:
+        if self.enabled and not self.bucket_region:
+            raise ValueError("bucket_region is required when backups are enabled")
+        return self
 
     @model_validator(mode="after")
     def _window_needs_service(self) -> BackupSettings:
@@ -159,8 +167,8 @@ class ReceiverSettings(StrictModel):
     email_from: str | None = Field(default=None, pattern=_EMAIL)
     smtp_smarthost: str | None = Field(default=None, pattern=r"^[A-Za-z0-9.-]+:[0-9]{1,5}$")
     smtp_username: str | None = None
-    smtp_password: SecretStr | None = None
-    webhook_url: SecretStr | None = None
+    # Secrets never live here: the SMTP password and the webhook URL are the `secure:` keys
+    # platform-infra:alert_smtp_password and platform-infra:alert_webhook_url (optional).
 
     @field_validator("email_to")
     @classmethod
@@ -185,7 +193,6 @@ class MonitoringSettings(StrictModel):
     kube_prometheus_stack_version: str = Field(default="87.14.0", pattern=r"^[0-9]+\.[0-9]+\.[0-9]+$")
     retention: str = Field(default="15d", pattern=r"^[0-9]+(h|d|w)$")
     storage_gi: int = Field(default=20, ge=1, le=1000)
-    grafana_admin_password: SecretStr | None = None
     alerts: AlertThresholds = AlertThresholds()
     receivers: ReceiverSettings = ReceiverSettings()
 
