@@ -70,7 +70,6 @@ def build_kubernetes_tier(
             version=k.version,
             pool=k.pool,
             high_availability=k.high_availability,
-            control_plane_acl=k.control_plane_acl,
             admin_ipv4_cidrs=settings.ipv4_admin_cidrs,
             admin_ipv6_cidrs=settings.ipv6_admin_cidrs,
             vpc_id=network.vpc_id,

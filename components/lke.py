@@ -62,7 +62,6 @@ class LkeClusterArgs:
     version: str
     pool: NodePoolSettings
     high_availability: bool
-    control_plane_acl: bool
     admin_ipv4_cidrs: Sequence[str]
     admin_ipv6_cidrs: Sequence[str]
     vpc_id: pulumi.Input[int]
@@ -102,16 +101,15 @@ class LkeCluster(pulumi.ComponentResource):
             opts=child,
         )
 
-        acl = None
-        if args.control_plane_acl:
-            acl = linode.LkeClusterControlPlaneAclArgs(
-                enabled=True,
-                addresses=[
-                    linode.LkeClusterControlPlaneAclAddressArgs(
-                        ipv4s=list(args.admin_ipv4_cidrs), ipv6s=list(args.admin_ipv6_cidrs) or None
-                    )
-                ],
-            )
+        # LKE Enterprise always enforces the control-plane ACL: only admin CIDRs reach the API.
+        acl = linode.LkeClusterControlPlaneAclArgs(
+            enabled=True,
+            addresses=[
+                linode.LkeClusterControlPlaneAclAddressArgs(
+                    ipv4s=list(args.admin_ipv4_cidrs), ipv6s=list(args.admin_ipv6_cidrs) or None
+                )
+            ],
+        )
         autoscaler = (
             linode.LkeClusterPoolAutoscalerArgs(min=args.pool.autoscaler.min, max=args.pool.autoscaler.max)
             if args.pool.autoscaler

@@ -141,9 +141,7 @@ class TlsSettings(StrictModel):
     @model_validator(mode="after")
     def _email(self) -> TlsSettings:
         if self.mode != "none" and (not self.acme_email or "@" not in self.acme_email):
-            raise ValueError(
-                "acme_email (a contact address for Let's Encrypt) is required when mode is not none"
-            )
+            raise ValueError("acme_email (a contact address for Let's Encrypt) is required when mode is not none")
         return self
 
     @field_validator("cert_manager_version")
@@ -301,11 +299,7 @@ class WorkloadSettings(StrictModel):
             raise ValueError("either replicas or min_replicas/max_replicas, not both")
         if scaled and (self.min_replicas is None or self.max_replicas is None):
             raise ValueError("min_replicas and max_replicas go together")
-        if (
-            self.min_replicas is not None
-            and self.max_replicas is not None
-            and self.min_replicas > self.max_replicas
-        ):
+        if self.min_replicas is not None and self.max_replicas is not None and self.min_replicas > self.max_replicas:
             raise ValueError("min_replicas must be <= max_replicas")
         if self.port is None:
             if self.ingress is not None:
@@ -325,11 +319,7 @@ class WorkloadSettings(StrictModel):
 
     @property
     def autoscaled(self) -> bool:
-        return (
-            self.min_replicas is not None
-            and self.max_replicas is not None
-            and self.min_replicas < self.max_replicas
-        )
+        return self.min_replicas is not None and self.max_replicas is not None and self.min_replicas < self.max_replicas
 
 
 def _default_workloads() -> tuple[WorkloadSettings, ...]:
@@ -374,8 +364,9 @@ class KubernetesSettings(StrictModel):
     # VPC-only data VMs privately) and whose node pools honour `firewall_id` (see README).
     tier: Literal["enterprise"] = "enterprise"
     version: str = LKE_ENTERPRISE_VERSIONS[-1]
+    # The control-plane ACL is always on (LKE Enterprise enables it by default): only the
+    # stack's admin_cidrs reach the Kubernetes API, in every stack.
     high_availability: bool = False
-    control_plane_acl: bool = False  # True: only admin_cidrs reach the Kubernetes API
     pool: NodePoolSettings = NodePoolSettings()
     ingress: IngressSettings = IngressSettings()
     tls: TlsSettings = TlsSettings()

@@ -1,0 +1,101 @@
+"""LkeCluster under mocks: enterprise tier in the stack VPC, node firewall, autoscaler, ACL, provider."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from components.lke import (
+    LKE_PRIVATE_RANGE,
+    NODEBALANCER_RANGE,
+    LkeCluster,
+    LkeClusterArgs,
+    node_firewall_rules,
+)
+from components.settings.kubernetes import NodePoolSettings
+from tests.harness import ResourceRecord, is_secret, resolve, run_component
+
+
+def build(pool: dict[str, Any], high_availability: bool = False) -> tuple[LkeCluster, list[ResourceRecord]]:
+    args = LkeClusterArgs(
+        label="platform-infra-prod-lke",
+        region="eu-central",
+        version="v1.31.9+lke7",
+        pool=NodePoolSettings.model_validate(pool),
+        high_availability=high_availability,
+        admin_ipv4_cidrs=["198.51.100.10/32"],
+        admin_ipv6_cidrs=[],
+        vpc_id=4242,
+        subnet_id=5151,
+        app_subnet_cidr="10.30.2.0/24",
+        tags=["platform-infra", "env:prod", "role:lke"],
+    )
+    return run_component(lambda: LkeCluster("lke", args), "prod")
+
+
+def only(records: list[ResourceRecord], type_: str) -> ResourceRecord:
+    matches = [r for r in records if r.type == type_]
+    assert len(matches) == 1
+    return matches[0]
+
+
+def test_cluster_is_enterprise_in_the_stack_vpc_app_subnet() -> None:
+    _, records = build({"plan": "g6-dedicated-4", "count": 3})
+    cluster = only(records, "linode:index/lkeCluster:LkeCluster").inputs
+    assert cluster["tier"] == "enterprise"
+    assert (cluster["vpcId"], cluster["subnetId"]) == (4242, 5151)
+    assert cluster["k8sVersion"] == "v1.31.9+lke7"
+
+
+def test_autoscaled_pool_starts_at_min_and_ignores_count_changes() -> None:
+    _, records = build({"plan": "g6-dedicated-4", "autoscaler": {"min": 3, "max": 6}})
+    record = only(records, "linode:index/lkeCluster:LkeCluster")
+    pool = record.inputs["pools"][0]
+    assert pool["count"] == 3
+    assert pool["autoscaler"] == {"min": 3, "max": 6}
+    assert record.ignore_changes == ["pools[0].count"]
+
+
+def test_fixed_pool_keeps_count_under_management() -> None:
+    _, records = build({"plan": "g6-standard-2", "count": 2})
+    record = only(records, "linode:index/lkeCluster:LkeCluster")
+    assert record.ignore_changes == []
+    assert "autoscaler" not in record.inputs["pools"][0]
+
+
+def test_control_plane_is_ha_when_asked_and_acl_admits_only_admin_cidrs() -> None:
+    _, records = build({"count": 3}, high_availability=True)
+    control = only(records, "linode:index/lkeCluster:LkeCluster").inputs["controlPlane"]
+    assert control["highAvailability"] is True
+    assert control["acl"]["enabled"] is True
+    assert control["acl"]["addresses"] == [{"ipv4s": ["198.51.100.10/32"]}]
+
+
+def test_node_pool_carries_the_node_firewall_with_akamais_lke_rules() -> None:
+    _, records = build({"count": 1})
+    firewall = only(records, "linode:index/firewall:Firewall")
+    pool = only(records, "linode:index/lkeCluster:LkeCluster").inputs["pools"][0]
+    assert pool["firewallId"] == int(firewall.id)
+    assert firewall.inputs["inboundPolicy"] == "DROP"
+    rules = {(r["protocol"], r.get("ports"), tuple(r["ipv4s"])) for r in firewall.inputs["inbounds"]}
+    assert ("TCP", "10250,10256", (LKE_PRIVATE_RANGE,)) in rules
+    assert ("UDP", "51820", (LKE_PRIVATE_RANGE,)) in rules
+    assert ("TCP", "179", (LKE_PRIVATE_RANGE,)) in rules
+    assert ("TCP", "30000-32767", (NODEBALANCER_RANGE,)) in rules
+    # Nothing is open to the internet: every source is a private range.
+    assert all(not src.startswith("0.0.0.0") for rule in rules for src in rule[2])
+
+
+def test_node_firewall_rules_admit_the_app_subnet_for_intra_cluster_traffic() -> None:
+    sources = {rule.sources for rule in node_firewall_rules("10.44.0.0/14") if rule.label.startswith("intra")}
+    assert sources == {("10.44.0.0/14",)}
+
+
+def test_kubeconfig_is_a_decoded_secret_and_feeds_the_provider() -> None:
+    component, records = build({"count": 1})
+    assert is_secret(component.kubeconfig)
+    kubeconfig = yaml.safe_load(resolve(component.kubeconfig))
+    assert kubeconfig["kind"] == "Config"
+    provider = only(records, "pulumi:providers:kubernetes")
+    assert "kubeconfig" in provider.secret_inputs

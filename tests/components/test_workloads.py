@@ -1,0 +1,104 @@
+"""Workloads and AppImage under mocks: declared objects, secret Secret, dependency order, digests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+
+from components.app_image import AppImage, AppImageArgs
+from components.settings.kubernetes import BuildSettings, RegistrySettings
+from components.workload_manifests import CONNECTION_SECRET, StackContext
+from components.workloads import Workloads, WorkloadsArgs
+from tests.harness import SECRET_SIG, ResourceRecord, run_component
+from tests.unit.test_workload_manifests import prod_like_settings, sample_connections
+
+CTX = StackContext("platform-infra", "prod", cluster_issuer="letsencrypt-production")
+
+
+def build(images: dict[str, pulumi.Input[str]] | None = None) -> list[ResourceRecord]:
+    settings = prod_like_settings()
+
+    def program() -> Workloads:
+        crd_owner = pulumi.CustomResource("test:index:CrdOwner", "traefik-release")
+        issuer = pulumi.CustomResource("test:index:Issuer", "issuer")
+        return Workloads(
+            "app",
+            WorkloadsArgs(
+                settings=settings,
+                context=CTX,
+                connections=sample_connections(True),
+                images=images or {w.name: w.image for w in settings.workloads if w.image},
+                digest_pinned={"api": False, "worker": True},
+                crd_dependencies=(crd_owner,),
+                issuer_dependencies=(issuer,),
+            ),
+        )
+
+    _, records = run_component(program, "prod")
+    return records
+
+
+def unwrap(value: Any) -> Any:
+    """Secret inputs are recorded in the wire form {<secret signature key>: SECRET_SIG, "value": v}."""
+    if isinstance(value, dict) and SECRET_SIG in value.values():
+        return value["value"]
+    return value
+
+
+def named(records: list[ResourceRecord], suffix: str) -> ResourceRecord:
+    (record,) = [r for r in records if r.name.endswith(suffix)]
+    return record
+
+
+def test_every_manifest_becomes_one_resource_of_its_kind() -> None:
+    records = build()
+    kinds = sorted(r.type.rsplit(":", 1)[1] for r in records if r.type.startswith("kubernetes:"))
+    assert kinds.count("NetworkPolicy") == 5
+    assert kinds.count("Middleware") == 4
+    assert {"Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget", "Ingress", "Secret"} <= set(kinds)
+
+
+def test_connection_secret_is_secret_and_holds_the_real_urls() -> None:
+    secret = named(build(), f"secret-{CONNECTION_SECRET}")
+    assert "stringData" in secret.secret_inputs
+    assert unwrap(secret.inputs["stringData"])[
+        "DATABASE_URL"
+    ] == "mysql://app:unused-in-pure-code@10.30.1.10:3306/app" + (
+        "?ssl-mode=VERIFY_IDENTITY&ssl-ca=/etc/platform-ca/ca.crt"
+    )
+
+
+def test_namespaced_objects_wait_for_the_namespace_and_middlewares_for_traefik_crds() -> None:
+    records = build()
+    namespace = named(records, "namespace-app")
+    deployment = named(records, "deployment-api")
+    middleware = named(records, "middleware-rate-limit")
+    crd_owner = named(records, "traefik-release")
+    assert namespace.urn in deployment.depends_on
+    assert crd_owner.urn in middleware.depends_on
+
+
+def test_ingress_waits_for_its_middlewares_and_the_cluster_issuer() -> None:
+    records = build()
+    ingress = named(records, "ingress-api")
+    assert named(records, "middleware-security-headers").urn in ingress.depends_on
+    assert named(records, "issuer").urn in ingress.depends_on
+
+
+def test_built_image_is_pushed_with_secret_credentials_and_deployed_by_digest() -> None:
+    registry = RegistrySettings(server="registry.example.com/platform", username="ci")
+    build_settings = BuildSettings(context="./app", repository="loopi-api", tag="1.4.2")
+
+    def program() -> AppImage:
+        return AppImage(
+            "image-api",
+            AppImageArgs(build=build_settings, registry=registry, registry_password=pulumi.Output.secret("pw")),
+        )
+
+    _, records = run_component(program, "prod")
+    (image,) = [r for r in records if r.type == "docker:index/image:Image"]
+    assert image.inputs["imageName"] == "registry.example.com/platform/loopi-api:1.4.2"
+    assert unwrap(image.inputs["registry"])["server"] == "registry.example.com"
+    assert "registry" in image.secret_inputs
+    assert "@sha256:" in image.outputs["repo_digest"]
