@@ -12,6 +12,15 @@ import pulumi
 
 
 @dataclass(frozen=True)
+class TlsFiles:
+    """Where a TLS-enabled server finds the internal CA, its certificate and its private key."""
+
+    ca_file: str
+    cert_file: str
+    key_file: str
+
+
+@dataclass(frozen=True)
 class MariaDbConnection:
     hosts: tuple[str, ...]  # VPC addresses, node order
     primary_host: str  # writes go here (node 0; for Galera any node, node 0 by convention)

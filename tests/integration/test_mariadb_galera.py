@@ -1,0 +1,156 @@
+"""A 3-node Galera cluster from the rendered option files, started for real on 127.0.3.1-3."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pymysql
+import pytest
+
+from components.mariadb_config import (
+    MariaDbCredentials,
+    MariaDbNodeArgs,
+    render_server_cnf,
+    render_users_sql,
+)
+from tests.integration.conftest import (
+    ServerProcess,
+    report_measurement,
+    require_binaries,
+    start_process,
+    wait_until,
+)
+
+pytestmark = pytest.mark.integration
+
+ADDRESSES = ["127.0.3.1", "127.0.3.2", "127.0.3.3"]
+CREDENTIALS = MariaDbCredentials(
+    root_password="root-Secret-1", app_password="app-Secret-2", replication_password="sst-Secret-3"
+)
+DATABASE = "app"
+APP_USER = "app"
+
+
+@dataclass
+class MariaDbNode:
+    args: MariaDbNodeArgs
+    defaults_file: Path
+    directory: Path
+    process: ServerProcess | None = None
+
+    def connect(self, **kwargs: object) -> pymysql.connections.Connection:
+        return pymysql.connect(
+            host=self.args.address, port=self.args.port, user=APP_USER, password=CREDENTIALS.app_password,
+            database=DATABASE, connect_timeout=3, read_timeout=10, write_timeout=10, autocommit=True,
+            **kwargs,  # type: ignore[arg-type]
+        )
+
+    def admin(self, sql: str) -> str:
+        """Run SQL as root over the Unix socket (unix_socket authentication, like on the VM)."""
+        result = subprocess.run(
+            ["mariadb", f"--socket={self.args.socket}", "-uroot", "-N", "-B", "-e", sql],
+            capture_output=True, text=True, timeout=30, check=True,
+        )
+        return result.stdout.strip()
+
+    def status(self, variable: str) -> str:
+        return self.admin(f"SHOW STATUS LIKE '{variable}'").split("\t")[-1]
+
+
+def node_args(index: int, directory: Path, tls: object = None) -> MariaDbNodeArgs:
+    return MariaDbNodeArgs(
+        nodes=3,
+        index=index,
+        addresses=ADDRESSES,
+        credentials=CREDENTIALS,
+        cluster_name="itest",
+        datadir=str(directory / "data"),
+        socket=str(directory / "mysqld.sock"),
+        pid_file=str(directory / "mysqld.pid"),
+        tmpdir=str(directory / "tmp"),
+        log_error=str(directory / "error.log"),
+        # mariabackup's SST listener binds every interface: on one host each joiner needs its own port.
+        sst_port=14444 + index,
+        run_as_user="root",  # the test runs as root; the VM runs as mysql (the default)
+        buffer_pool_size="32M",
+        extra_options={"innodb_log_file_size": "16M", "performance_schema": "OFF"},
+    )
+
+
+def start_node(node: MariaDbNode, *, new_cluster: bool) -> ServerProcess:
+    argv = ["mariadbd", f"--defaults-file={node.defaults_file}"]
+    if new_cluster:
+        argv.append("--wsrep-new-cluster")
+    node.process = start_process(f"mariadb-{node.args.index}", argv, node.directory / "stdout.log")
+    return node.process
+
+
+def synced(node: MariaDbNode, size: int) -> bool:
+    return node.status("wsrep_cluster_size") == str(size) and node.status("wsrep_local_state_comment") == "Synced"
+
+
+@pytest.fixture(scope="module")
+def galera(tmp_path_factory: pytest.TempPathFactory, processes: list[ServerProcess]) -> Iterator[list[MariaDbNode]]:
+    require_binaries("mariadbd", "mariadb-install-db", "mariadb", "mariabackup", "socat")
+    nodes: list[MariaDbNode] = []
+    for index in range(3):
+        directory = tmp_path_factory.mktemp(f"galera{index}")
+        (directory / "tmp").mkdir()
+        args = node_args(index, directory)
+        defaults_file = directory / "my.cnf"
+        defaults_file.write_text(render_server_cnf(args))
+        subprocess.run(
+            ["mariadb-install-db", "--no-defaults", f"--datadir={args.datadir}", "--user=root",
+             "--auth-root-authentication-method=socket", "--skip-test-db"],
+            check=True, capture_output=True, timeout=120,
+        )
+        nodes.append(MariaDbNode(args=args, defaults_file=defaults_file, directory=directory))
+
+    started = time.monotonic()
+    # Node 0 bootstraps the fresh cluster (what the VM's setup script does when no peer answers).
+    processes.append(start_node(nodes[0], new_cluster=True))
+    wait_until("node 0 to bootstrap", lambda: synced(nodes[0], 1), timeout=60)
+    nodes[0].admin(render_users_sql(nodes[0].args, database=DATABASE, app_user=APP_USER))
+    for node in nodes[1:]:
+        processes.append(start_node(node, new_cluster=False))
+    wait_until("3 synced nodes", lambda: all(synced(node, 3) for node in nodes), timeout=180)
+    report_measurement("galera_form_seconds", round(time.monotonic() - started, 1))
+    yield nodes
+
+
+def test_galera_cluster_reaches_three_members(galera: list[MariaDbNode]) -> None:
+    for node in galera:
+        assert node.status("wsrep_cluster_size") == "3"
+        assert node.status("wsrep_cluster_status") == "Primary"
+
+
+def test_write_on_one_node_is_read_on_the_others(galera: list[MariaDbNode]) -> None:
+    with galera[0].connect() as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE IF NOT EXISTS greetings (id INT PRIMARY KEY AUTO_INCREMENT, text VARCHAR(64))")
+        cur.execute("INSERT INTO greetings (text) VALUES ('from node 0')")
+    for node in galera[1:]:
+        with node.connect() as conn, conn.cursor() as cur:
+            cur.execute("SELECT text FROM greetings WHERE text = 'from node 0'")
+            assert cur.fetchall() == (("from node 0",),)
+
+
+def test_two_nodes_keep_accepting_writes_when_one_stops_and_it_rejoins(galera: list[MariaDbNode]) -> None:
+    with galera[0].connect() as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE IF NOT EXISTS events (id INT PRIMARY KEY AUTO_INCREMENT, text VARCHAR(64))")
+    stopped = galera[2]
+    assert stopped.process is not None
+    stopped.process.stop()
+    wait_until("the cluster to shrink to 2", lambda: synced(galera[0], 2) and synced(galera[1], 2), timeout=60)
+    for node in galera[:2]:
+        with node.connect() as conn, conn.cursor() as cur:
+            cur.execute("INSERT INTO events (text) VALUES (%s)", (f"while node 2 is down, via {node.args.index}",))
+
+    start_node(stopped, new_cluster=False)
+    wait_until("node 2 to rejoin", lambda: all(synced(node, 3) for node in galera), timeout=120)
+    with stopped.connect() as conn, conn.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM events WHERE text LIKE 'while node 2 is down%'")
+        assert cur.fetchone() == (2,)
