@@ -29,6 +29,7 @@ OBJECT_STORAGE_BUCKET = "linode:index/objectStorageBucket:ObjectStorageBucket"
 VOLUME = "linode:index/volume:Volume"
 K8S_SERVICE = "kubernetes:core/v1:Service"
 K8S_PVC = "kubernetes:core/v1:PersistentVolumeClaim"
+HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
 
 
 class ResourceRecord(Protocol):
@@ -177,6 +178,17 @@ def storage_gb(quantity: str) -> int:
     return math.ceil(size_bytes / 2**30)
 
 
+def _load_balancer_services(values: Any) -> int:
+    """How many `service: {type: LoadBalancer}` blocks a chart's values hold (any depth)."""
+    if isinstance(values, Mapping):
+        own = 1 if isinstance(values.get("service"), Mapping) and values["service"].get("type") == "LoadBalancer" \
+            else 0
+        return own + sum(_load_balancer_services(item) for item in values.values())
+    if isinstance(values, list):
+        return sum(_load_balancer_services(item) for item in values)
+    return 0
+
+
 def estimate_resource(record: ResourceRecord, *, first_bucket: bool = True) -> CostLine | None:
     """The monthly cost of one resource, or None for resources Linode does not bill for."""
     inputs = plain_inputs(record)
@@ -214,6 +226,14 @@ def estimate_resource(record: ResourceRecord, *, first_bucket: bool = True) -> C
             return None
         items.append(CostItem("NodeBalancer created by LKE for a LoadBalancer Service", 1,
                               pricing.NODEBALANCER.monthly_usd, pricing.NODEBALANCER.key))
+    elif record.type == HELM_RELEASE:
+        # A chart whose values ask for a LoadBalancer Service (e.g. the ingress controller) makes
+        # LKE create a NodeBalancer just like a plain Service does.
+        balancers = _load_balancer_services(inputs.get("values") or {})
+        if not balancers:
+            return None
+        items.append(CostItem("NodeBalancer created by LKE for the chart's LoadBalancer Service",
+                              balancers, pricing.NODEBALANCER.monthly_usd, pricing.NODEBALANCER.key))
     elif record.type == OBJECT_STORAGE_BUCKET:
         if not first_bucket:
             return None

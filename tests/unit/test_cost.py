@@ -74,6 +74,8 @@ def test_load_balancers_buckets_and_volumes_are_priced() -> None:
         Record(cost.NODEBALANCER, "nb"),
         Record(cost.K8S_SERVICE, "traefik", {"spec": {"type": "LoadBalancer"}}),
         Record(cost.K8S_SERVICE, "api", {"spec": {"type": "ClusterIP"}}),
+        Record(cost.HELM_RELEASE, "ingress", {"values": {"service": {"type": "LoadBalancer"}}}),
+        Record(cost.HELM_RELEASE, "cert-manager", {"values": {"webhook": {"service": {"type": "ClusterIP"}}}}),
         Record(cost.OBJECT_STORAGE_BUCKET, "backups"),
         Record(cost.OBJECT_STORAGE_BUCKET, "logs"),
         Record(cost.VOLUME, "vol", {"size": 50}),
@@ -82,10 +84,10 @@ def test_load_balancers_buckets_and_volumes_are_priced() -> None:
     ]
     estimate = cost.estimate_stack(records, BUDGET)
     assert [(line.name, line.monthly_usd) for line in estimate.lines] == [
-        ("nb", 10.0), ("traefik", 10.0), ("backups", 5.0), ("vol", pytest.approx(5.0)),
+        ("nb", 10.0), ("traefik", 10.0), ("ingress", 10.0), ("backups", 5.0), ("vol", pytest.approx(5.0)),
         ("data", pytest.approx(1.0)),  # below the 10 GB minimum volume size
     ]
-    assert estimate.total_usd == 31.0
+    assert estimate.total_usd == 41.0
 
 
 def test_secret_wrapped_inputs_are_priced_like_plain_ones() -> None:
