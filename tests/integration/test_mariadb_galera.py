@@ -46,7 +46,7 @@ class MariaDbNode:
         return pymysql.connect(
             host=self.args.address, port=self.args.port, user=APP_USER, password=CREDENTIALS.app_password,
             database=DATABASE, connect_timeout=3, read_timeout=10, write_timeout=10, autocommit=True,
-            **kwargs,  # type: ignore[arg-type]
+            **kwargs,
         )
 
     def admin(self, sql: str) -> str:
