@@ -62,7 +62,8 @@ class BackupSettings(StrictModel):
     # A backup older than this raises BackupStale (a day plus slack for a slow run).
     stale_after_hours: int = Field(default=26, ge=1, le=24 * 14)
     verify_stale_after_days: int = Field(default=8, ge=1, le=60)
-    linode_backups: bool = False
+    # Linode Backup Service schedule of the data VMs; the service itself is switched on by
+    # platform-infra:data.backups_enabled (the data tier owns the VMs).
     linode_backup_window: str | None = None
     linode_backup_day: str | None = None
 
@@ -97,9 +98,9 @@ class BackupSettings(StrictModel):
         return self
 
     @model_validator(mode="after")
-    def _window_needs_service(self) -> BackupSettings:
-        if (self.linode_backup_window or self.linode_backup_day) and not self.linode_backups:
-            raise ValueError("linode_backup_window/linode_backup_day need linode_backups: true")
+    def _window_and_day_together(self) -> BackupSettings:
+        if (self.linode_backup_window is None) != (self.linode_backup_day is None):
+            raise ValueError("linode_backup_window and linode_backup_day are set together")
         return self
 
 
