@@ -1,0 +1,89 @@
+"""Each stack's estimated monthly cost, recomputed by hand from its config and the price table."""
+
+from __future__ import annotations
+
+import pytest
+
+from components import cost, pricing
+from components.settings import StackSettings, load_settings
+from policy import rules
+from tests.harness import PROJECT, ProgramRun, run_program, stack_config
+from tools import preview
+
+STACKS = ("dev", "staging", "prod")
+DATA_ROLES = ("mariadb", "redis", "rabbitmq")
+_RUNS: dict[str, ProgramRun] = {}
+
+
+def program(stack: str) -> ProgramRun:
+    if stack not in _RUNS:
+        _RUNS[stack] = run_program(stack)
+    return _RUNS[stack]
+
+
+def settings_of(stack: str) -> StackSettings:
+    config, _ = stack_config(stack)
+    prefix = f"{PROJECT}:"
+    return load_settings(PROJECT, stack, {k[len(prefix):]: v for k, v in config.items() if k.startswith(prefix)})
+
+
+def hand_computation(stack: str) -> dict[str, float]:
+    """USD per billed item, from the stack's settings and the price table only."""
+    settings, run = settings_of(stack), program(stack)
+    views = [rules.view_from_record(r) for r in run.resources]
+    plans = pricing.PLANS
+    items: dict[str, float] = {"bastion": plans[settings.bastion.plan].monthly_usd}
+    roles = {view.role for view in views if view.type == rules.INSTANCE}
+    for role in DATA_ROLES:
+        if role not in roles:
+            continue  # tier not wired into __main__ yet
+        service = getattr(settings.data, role)
+        nodes = [v for v in views if v.type == rules.INSTANCE and v.role == role]
+        assert len(nodes) == service.nodes, f"{role}: {len(nodes)} VMs for nodes={service.nodes}"
+        price = plans[service.plan]
+        backups = sum(price.backups_monthly_usd for v in nodes if v.inputs.get("backupsEnabled"))
+        items[role] = service.nodes * price.monthly_usd + backups
+    if any(v.type == cost.LKE_CLUSTER for v in views):
+        k8s = settings.kubernetes
+        control = (pricing.LKE_ENTERPRISE_CONTROL_PLANE if k8s.tier == "enterprise"
+                   else pricing.LKE_HA_CONTROL_PLANE if k8s.high_availability
+                   else pricing.LKE_STANDARD_CONTROL_PLANE)
+        node_count = k8s.pool.autoscaler.min if k8s.pool.autoscaler else k8s.pool.count
+        items["lke"] = control.monthly_usd + node_count * plans[k8s.pool.plan].monthly_usd
+        if k8s.ingress.load_balancer != "none":
+            items["ingress-nodebalancer"] = pricing.NODEBALANCER.monthly_usd
+    if any(v.type == cost.OBJECT_STORAGE_BUCKET for v in views):
+        items["object-storage"] = pricing.OBJECT_STORAGE.monthly_usd
+    return items
+
+
+def estimate(stack: str) -> cost.StackCost:
+    budget = preview.stack_budget(stack)
+    assert budget is not None
+    return cost.estimate_stack([rules.view_from_record(r) for r in program(stack).resources], budget)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_estimate_matches_the_hand_computation(stack: str) -> None:
+    by_hand = hand_computation(stack)
+    computed = estimate(stack)
+    assert computed.total_usd == pytest.approx(sum(by_hand.values())), (
+        f"hand: {by_hand}; estimate lines: {[(line.name, line.monthly_usd) for line in computed.lines]} "
+        "(a billed resource the hand computation does not model yet? extend it)"
+    )
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_stack_is_within_its_budget(stack: str) -> None:
+    computed = estimate(stack)
+    assert computed.budget.monthly_eur == {"dev": 100, "staging": 300, "prod": 1000}[stack]
+    assert computed.within_budget, (
+        f"{stack}: {computed.total_eur:.2f} EUR/month over {computed.budget.monthly_eur:.2f} EUR: "
+        f"{[(line.name, line.monthly_usd) for line in computed.lines]}"
+    )
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_linode_instance_plan_is_in_the_price_table(stack: str) -> None:
+    plans = {str(rules.view_from_record(r).inputs.get("type")) for r in program(stack).of_type(rules.INSTANCE)}
+    assert plans and plans <= set(pricing.PLANS)
