@@ -1,0 +1,297 @@
+"""Every Kubernetes object the Kubernetes tier declares, per stack, checked by the field's tools.
+
+The objects are rebuilt from the inputs recorded under Pulumi mocks (what the provider would
+send to the API server), then:
+- built-in kinds: `kubernetes-validate --strict` for the stack's configured Kubernetes version;
+- custom resources (Traefik Middleware, cert-manager ClusterIssuer): the subset schemas below,
+  listed explicitly, strict (no unknown fields);
+- Helm releases are charts rendered by Helm at deploy time; they are listed, not validated;
+- checkov's Kubernetes framework (own virtualenv, `--skip-download`) reports no failed check;
+  suppressions live in the objects as `checkov.io/skipN` annotations with their reason.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import pulumi
+import pytest
+import yaml
+
+from components.address_plan import plan_addresses
+from components.connections import DataConnections, MariaDbConnection, RabbitMqConnection, RedisConnection
+from components.kubernetes_tier import build_kubernetes_tier
+from components.network import Network, NetworkArgs
+from components.settings import StackSettings, load_settings
+from tests.harness import ROOT, SECRET_SIG, ResourceRecord, run_component, stack_config
+
+STACKS = ("dev", "staging", "prod")
+CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"
+CHECKOV_CONFIG = Path(__file__).with_name("checkov-kubernetes.yaml")
+HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
+
+# Custom resources we declare, each with the subset schema of the fields we use (strict).
+_STRING = {"type": "string"}
+_META = {
+    "type": "object",
+    "required": ["name"],
+    "properties": {"name": _STRING, "namespace": _STRING, "labels": {"type": "object"}},
+    "additionalProperties": False,
+}
+MIDDLEWARE_SCHEMA = {
+    "type": "object",
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "additionalProperties": False,
+    "properties": {
+        "apiVersion": {"const": "traefik.io/v1alpha1"},
+        "kind": {"const": "Middleware"},
+        "metadata": _META,
+        "spec": {
+            "type": "object",
+            "minProperties": 1,
+            "maxProperties": 1,
+            "additionalProperties": False,
+            "properties": {
+                "headers": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "frameDeny": {"type": "boolean"},
+                        "contentTypeNosniff": {"type": "boolean"},
+                        "browserXssFilter": {"type": "boolean"},
+                        "referrerPolicy": _STRING,
+                        "stsSeconds": {"type": "integer", "minimum": 0},
+                        "stsIncludeSubdomains": {"type": "boolean"},
+                    },
+                },
+                "rateLimit": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["average", "burst"],
+                    "properties": {
+                        "average": {"type": "integer", "minimum": 1},
+                        "period": _STRING,
+                        "burst": {"type": "integer", "minimum": 0},
+                    },
+                },
+                "compress": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {"minResponseBodyBytes": {"type": "integer", "minimum": 0}},
+                },
+                "redirectScheme": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["scheme"],
+                    "properties": {"scheme": {"enum": ["https"]}, "permanent": {"type": "boolean"}},
+                },
+            },
+        },
+    },
+}
+CLUSTER_ISSUER_SCHEMA = {
+    "type": "object",
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "additionalProperties": False,
+    "properties": {
+        "apiVersion": {"const": "cert-manager.io/v1"},
+        "kind": {"const": "ClusterIssuer"},
+        "metadata": _META,
+        "spec": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["acme"],
+            "properties": {
+                "acme": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["server", "email", "privateKeySecretRef", "solvers"],
+                    "properties": {
+                        "server": {
+                            "type": "string",
+                            "pattern": "^https://acme(-staging)?-v02\\.api\\.letsencrypt\\.org/",
+                        },
+                        "email": {"type": "string", "pattern": "^[^@\\s]+@[^@\\s]+$"},
+                        "privateKeySecretRef": {
+                            "type": "object",
+                            "required": ["name"],
+                            "additionalProperties": False,
+                            "properties": {"name": _STRING},
+                        },
+                        "solvers": {
+                            "type": "array",
+                            "minItems": 1,
+                            "items": {
+                                "type": "object",
+                                "additionalProperties": False,
+                                "properties": {
+                                    "http01": {
+                                        "type": "object",
+                                        "additionalProperties": False,
+                                        "properties": {
+                                            "ingress": {
+                                                "type": "object",
+                                                "additionalProperties": False,
+                                                "properties": {"ingressClassName": _STRING},
+                                            }
+                                        },
+                                    }
+                                },
+                            },
+                        },
+                    },
+                }
+            },
+        },
+    },
+}
+CUSTOM_RESOURCE_SCHEMAS = {
+    ("traefik.io/v1alpha1", "Middleware"): MIDDLEWARE_SCHEMA,
+    ("cert-manager.io/v1", "ClusterIssuer"): CLUSTER_ISSUER_SCHEMA,
+}
+
+
+def settings_for(stack: str) -> StackSettings:
+    config, _ = stack_config(stack)
+    values = {key.split(":", 1)[1]: value for key, value in config.items() if key.startswith("platform-infra:")}
+    return load_settings("platform-infra", stack, values)
+
+
+def connections_for(settings: StackSettings) -> DataConnections:
+    """The data tier's connection contract for this stack's data settings and address plan."""
+    plan = plan_addresses(settings.network)
+    data = settings.data
+    secret = pulumi.Output.secret("fake-password")
+    db = tuple(plan.addresses("mariadb", data.mariadb.nodes))
+    redis = tuple(plan.addresses("redis", data.redis.nodes))
+    mq = tuple(plan.addresses("rabbitmq", data.rabbitmq.nodes))
+    sentinel = data.redis.nodes >= 3
+    return DataConnections(
+        mariadb=MariaDbConnection(db, db[0], 3306, data.mariadb.database, data.mariadb.user, secret, data.tls),
+        redis=RedisConnection(
+            redis,
+            redis[0],
+            6379,
+            26379 if sentinel else None,
+            data.redis.sentinel_master if sentinel else None,
+            secret,
+            data.tls,
+        ),
+        rabbitmq=RabbitMqConnection(
+            mq, 5671 if data.tls else 5672, data.rabbitmq.vhost, data.rabbitmq.user, secret, data.tls
+        ),
+        ca_certificate=pulumi.Output.secret("-----BEGIN CERTIFICATE-----\nfake\n-----END CERTIFICATE-----\n")
+        if data.tls
+        else None,
+    )
+
+
+@cache
+def tier_records(stack: str) -> tuple[ResourceRecord, ...]:
+    settings = settings_for(stack)
+    plan = plan_addresses(settings.network)
+
+    def program() -> object:
+        network = Network("network", NetworkArgs(label=f"platform-infra-{stack}", region=settings.region, plan=plan))
+        return build_kubernetes_tier(settings, plan, network, connections_for(settings), settings.tags("kubernetes"))
+
+    _, records = run_component(program, stack)
+    return tuple(records)
+
+
+def _normal(value: Any) -> Any:
+    """Undo the wire form: secrets unwrapped, integral floats back to ints (JSON numbers are doubles)."""
+    if isinstance(value, dict):
+        if SECRET_SIG in value.values() and "value" in value:
+            return _normal(value["value"])
+        return {k: _normal(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_normal(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def manifests(stack: str) -> list[dict[str, Any]]:
+    objects = []
+    for record in tier_records(stack):
+        if not record.type.startswith("kubernetes:") or record.type == HELM_RELEASE:
+            continue
+        objects.append(_normal(record.inputs))
+    return objects
+
+
+def _validate_builtin(obj: dict[str, Any], version: str) -> None:
+    kubernetes_validate.validate(obj, version, strict=True)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_declared_object_passes_strict_schema_validation(stack: str) -> None:
+    version = f"{settings_for(stack).kubernetes.kubernetes_minor}.0"
+    objects = manifests(stack)
+    assert len(objects) >= 15  # namespaces, guardrails, policies, secret, workloads
+    for obj in objects:
+        key = (obj["apiVersion"], obj["kind"])
+        if key in CUSTOM_RESOURCE_SCHEMAS:
+            jsonschema.validate(obj, CUSTOM_RESOURCE_SCHEMAS[key])
+        else:
+            _validate_builtin(obj, version)
+
+
+def test_kubernetes_validate_catches_what_strict_mode_is_for() -> None:
+    bad = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "x"}, "spec": {"ports": [], "typo": 1}}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        _validate_builtin(bad, "1.31.0")
+
+
+def test_only_helm_releases_and_declared_custom_kinds_escape_the_builtin_schemas() -> None:
+    kinds = {r.type for stack in STACKS for r in tier_records(stack) if r.type.startswith("kubernetes:")}
+    custom = {t for t in kinds if t.split(":")[1].split("/")[0] in ("traefik.io", "cert-manager.io", "helm.sh")}
+    assert custom == {
+        "kubernetes:traefik.io/v1alpha1:Middleware",
+        "kubernetes:cert-manager.io/v1:ClusterIssuer",
+        HELM_RELEASE,
+    }
+
+
+def checkov_summary(directory: Path) -> dict[str, Any]:
+    assert CHECKOV.exists(), (
+        f"{CHECKOV} missing: python3 -m venv .venv-checkov && .venv-checkov/bin/pip install checkov"
+    )
+    result = subprocess.run(
+        [
+            str(CHECKOV),
+            "-d",
+            str(directory),
+            "--framework",
+            "kubernetes",
+            "--skip-download",
+            "--config-file",
+            str(CHECKOV_CONFIG),
+            "-o",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    report = json.loads(result.stdout)
+    report = report[0] if isinstance(report, list) else report
+    return {"summary": report["summary"], "failed": report.get("results", {}).get("failed_checks", [])}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_checkov_reports_no_failed_check_on_the_workloads(stack: str, tmp_path: Path) -> None:
+    for index, obj in enumerate(manifests(stack)):
+        (tmp_path / f"{index:03d}-{obj['kind'].lower()}.yaml").write_text(yaml.safe_dump(obj))
+    report = checkov_summary(tmp_path)
+    failed = [(f["check_id"], f["resource"]) for f in report["failed"]]
+    assert failed == []
+    assert report["summary"]["passed"] > 100
