@@ -8,6 +8,11 @@ from __future__ import annotations
 
 import base64
 import copy
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -427,3 +432,55 @@ def test_hardening_text_is_not_mistaken_for_a_credential(text: str) -> None:
 ])
 def test_credentials_in_rendered_config_are_recognised(text: str) -> None:
     assert rules.CREDENTIAL_TEXT.search(text) is not None
+
+
+# --- the pack as the CLI starts it: a process serving the analyzer over gRPC on loopback ----------
+
+@pytest.fixture(scope="module")
+def running_pack() -> Any:
+    import grpc
+    from google.protobuf import empty_pb2
+    from pulumi.runtime.proto import analyzer_pb2_grpc
+
+    root = Path(__file__).resolve().parents[2]
+    env = {
+        **os.environ,
+        # What the CLI hands an analyzer: project, stack and the stack's config.
+        "PULUMI_PROJECT": "platform-infra", "PULUMI_STACK": "prod", "PULUMI_DRY_RUN": "true",
+        "PULUMI_CONFIG": json.dumps({"platform-infra:budget": json.dumps({"monthly_eur": 50})}),
+    }
+    process = subprocess.Popen([sys.executable, str(root / "policy" / "__main__.py")], cwd=root / "policy",
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        assert process.stdout is not None
+        port = int(process.stdout.readline().decode().strip())  # the pack prints its port first
+        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        grpc.channel_ready_future(channel).result(timeout=20)
+        stub = analyzer_pb2_grpc.AnalyzerStub(channel)
+        yield stub, empty_pb2.Empty()
+        channel.close()
+    finally:
+        process.kill()
+        process.wait(timeout=10)
+
+
+def test_pack_process_announces_every_policy(running_pack: Any) -> None:
+    stub, empty = running_pack
+    info = stub.GetAnalyzerInfo(empty, timeout=20)
+    assert info.name == "platform-infra-guardrails"
+    assert sorted(p.name for p in info.policies) == sorted(
+        [r.name for r in rules.RESOURCE_RULES] + [r.name for r in rules.STACK_RULES])
+
+
+def test_pack_process_reads_the_stack_and_its_budget_from_the_engine(running_pack: Any) -> None:
+    stub, _ = running_pack
+    bad_vm = proto.AnalyzeRequest(
+        type=rules.INSTANCE, name="mariadb-0", urn="urn:mariadb-0",
+        properties=_struct({"type": "g6-dedicated-4", "backupsEnabled": True, "tags": ["role:mariadb"]}),
+        options=proto.AnalyzerResourceOptions(protect=False))
+    assert [d.policyName for d in stub.Analyze(bad_vm, timeout=20).diagnostics] == ["stateful-protected-in-prod"]
+    stack = proto.AnalyzeStackRequest(resources=[proto.AnalyzerResource(
+        type=rules.INSTANCE, name="db", urn="urn:db", properties=_struct({"type": "g6-dedicated-4"}))])
+    diagnostics = stub.AnalyzeStack(stack, timeout=20).diagnostics
+    assert [d.policyName for d in diagnostics] == ["monthly-cost-within-budget"]
+    assert "over its budget of 50.00 EUR" in diagnostics[0].message
