@@ -129,6 +129,7 @@ def processes() -> Iterator[list[ServerProcess]]:
 
 @dataclass(frozen=True)
 class TestCa:
+    __test__ = False  # a helper, not a test class
     ca_pem: bytes
     ca_key: ec.EllipticCurvePrivateKey
     directory: Path
