@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shutil
 import subprocess
@@ -158,3 +160,92 @@ def test_drift_detection_refreshes_expects_no_changes_and_keeps_one_issue_per_st
     script = next(s["with"]["script"] for s in job["steps"] if "github-script" in s.get("uses", ""))
     assert "Drift detected in stack ${stack}" in script
     assert "issues.create(" in script and "createComment" in script and "state: 'closed'" in script
+
+
+# --- the github-script steps, run by node against a fake GitHub API ------------------------------
+
+NODE_HARNESS = r"""
+const fs = require('fs');
+const input = JSON.parse(fs.readFileSync(0, 'utf8'));
+const calls = [];
+const record = (name) => async (args) => { calls.push([name, args]); return { data: {} }; };
+const github = {
+  paginate: async (method, args) => method(args),
+  rest: { issues: {
+    listComments: async () => input.comments,
+    listForRepo: async (args) => input.issues.filter((issue) => issue.state === args.state
+      && args.labels.split(',').every((label) => issue.labels.includes(label))),
+    createComment: record('createComment'), updateComment: record('updateComment'),
+    create: record('create'), update: record('update'),
+  } },
+};
+const context = { repo: { owner: 'acme', repo: 'platform-infra' }, payload: { pull_request: { number: 7 } },
+                  serverUrl: 'https://github.example', runId: 42 };
+const core = { setFailed: (message) => calls.push(['setFailed', message]) };
+const AsyncFunction = Object.getPrototypeOf(async function () {}).constructor;
+new AsyncFunction('github', 'context', 'core', 'require', input.script)(github, context, core, require)
+  .then(() => process.stdout.write(JSON.stringify(calls)))
+  .catch((error) => { console.error(error); process.exit(3); });
+"""
+
+
+def _script(workflow: str, job: str) -> str:
+    steps = _load(workflow)["jobs"][job]["steps"]
+    return str(next(s["with"]["script"] for s in steps if "github-script" in s.get("uses", "")))
+
+
+def _run_script(script: str, tmp_path: Path, env: dict[str, str] | None = None, **state: Any) -> list[Any]:
+    node = shutil.which("node") or shutil.which("nodejs")
+    assert node, "node not found: install the Debian package nodejs"
+    harness = tmp_path / "harness.js"
+    harness.write_text(NODE_HARNESS)
+    payload = json.dumps({"script": script, "comments": state.get("comments", []), "issues": state.get("issues", [])})
+    result = subprocess.run([node, str(harness)], input=payload, capture_output=True, text=True, cwd=tmp_path,
+                            env={**os.environ, **(env or {})}, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    calls: list[Any] = json.loads(result.stdout)
+    return calls
+
+
+def test_preview_comment_is_created_once_then_edited_in_place(tmp_path: Path) -> None:
+    (tmp_path / "preview.md").write_text(f"{COMMENT_MARKER}\n## Offline preview\n")
+    script = _script("pull-request.yml", "offline-preview")
+    first = _run_script(script, tmp_path, comments=[{"id": 1, "user": {"type": "User"}, "body": "LGTM"}])
+    assert [name for name, _ in first] == ["createComment"]
+    assert first[0][1]["issue_number"] == 7 and first[0][1]["body"].startswith(COMMENT_MARKER)
+    ours = {"id": 99, "user": {"type": "Bot"}, "body": f"{COMMENT_MARKER}\nold report"}
+    again = _run_script(script, tmp_path, comments=[ours, {"id": 1, "user": {"type": "User"}, "body": "LGTM"}])
+    assert [(name, args.get("comment_id")) for name, args in again] == [("updateComment", 99)]
+
+
+def test_oversized_preview_is_truncated_below_github_s_limit(tmp_path: Path) -> None:
+    (tmp_path / "preview.md").write_text(COMMENT_MARKER + "\n" + "x" * 70000)
+    calls = _run_script(_script("pull-request.yml", "offline-preview"), tmp_path)
+    body = calls[0][1]["body"]
+    assert len(body) < 65536 and body.startswith(COMMENT_MARKER) and "truncated" in body
+
+
+def _drift_issue(stack: str, number: int = 5) -> dict[str, Any]:
+    return {"number": number, "title": f"Drift detected in stack {stack}", "state": "open",
+            "labels": ["drift", f"stack:{stack}"]}
+
+
+def test_drift_opens_one_issue_per_stack_then_comments_on_it(tmp_path: Path) -> None:
+    script = _script("drift.yml", "drift")
+    drifted = {"STACK": "prod", "OUTCOME": "failure", "PREVIEW_OUTPUT": "~ linode:index/firewall:Firewall"}
+    opened = _run_script(script, tmp_path, env=drifted, issues=[_drift_issue("staging", 3)])
+    assert [name for name, _ in opened] == ["create", "setFailed"]
+    assert opened[0][1]["title"] == "Drift detected in stack prod" and "drift" in opened[0][1]["labels"]
+    assert "~ linode:index/firewall:Firewall" in opened[0][1]["body"]
+    again = _run_script(script, tmp_path, env=drifted, issues=[_drift_issue("prod", 8)])
+    assert [name for name, _ in again] == ["createComment", "setFailed"]
+    assert again[0][1]["issue_number"] == 8 and "prod has drifted" in again[1][1]
+
+
+def test_drift_issue_is_closed_when_the_stack_is_clean_again(tmp_path: Path) -> None:
+    script = _script("drift.yml", "drift")
+    clean = {"STACK": "prod", "OUTCOME": "success", "PREVIEW_OUTPUT": ""}
+    closed = _run_script(script, tmp_path, env=clean, issues=[_drift_issue("prod", 8)])
+    assert [name for name, _ in closed] == ["createComment", "update"]
+    assert closed[1][1] == {"owner": "acme", "repo": "platform-infra", "issue_number": 8, "state": "closed"}
+    assert _run_script(script, tmp_path, env=clean, issues=[]) == []
