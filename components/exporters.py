@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from components.firewall import InboundRule
+from components.firewall import InboundRule
 
 NODE_EXPORTER_PORT = 9100
 MYSQLD_EXPORTER_PORT = 9104
@@ -160,8 +159,6 @@ def exporters_cloud_config(role: str, address: str) -> dict[str, Any]:
 
 def exporter_inbound_rules(role: str, monitoring_sources: Sequence[str]) -> tuple[InboundRule, ...]:
     """Exporter ports open to the monitoring sources only (the cluster's subnet)."""
-    from components.firewall import InboundRule  # the lead's module; imported lazily for the pure tests
-
     ports = f"{NODE_EXPORTER_PORT},{ROLE_EXPORTER_PORT[role]}"
     return (
         InboundRule(

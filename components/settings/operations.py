@@ -201,8 +201,8 @@ class MonitoringSettings(StrictModel):
 class LoggingSettings(StrictModel):
     enabled: bool = True
     namespace: str = "logging"
-    loki_chart_version: str = Field(default="6.46.0", pattern=r"^[0-9]+\.[0-9]+\.[0-9]+$")
-    alloy_chart_version: str = Field(default="1.4.0", pattern=r"^[0-9]+\.[0-9]+\.[0-9]+$")
+    loki_chart_version: str = Field(default="6.29.0", pattern=r"^[0-9]+\.[0-9]+\.[0-9]+$")
+    alloy_chart_version: str = Field(default="1.0.3", pattern=r"^[0-9]+\.[0-9]+\.[0-9]+$")
     retention_hours: int = Field(default=168, ge=24, le=24 * 400)
     storage_gi: int = Field(default=10, ge=1, le=1000)
     # Host name (served by the cluster's ingress) where the data VMs push their journals.
