@@ -23,6 +23,7 @@ from components.settings.budget import BudgetSettings
 FIREWALL = "linode:index/firewall:Firewall"
 INSTANCE = cost.INSTANCE
 VOLUME = cost.VOLUME
+OBJECT_STORAGE_BUCKET = cost.OBJECT_STORAGE_BUCKET
 NODEBALANCER_CONFIG = "linode:index/nodeBalancerConfig:NodeBalancerConfig"
 K8S_SECRET = "kubernetes:core/v1:Secret"
 K8S_INGRESS = "kubernetes:networking.k8s.io/v1:Ingress"
@@ -236,9 +237,16 @@ def check_no_public_sensitive_port(view: ResourceView, ctx: StackContext) -> Ite
 def check_stateful_protected(view: ResourceView, ctx: StackContext) -> Iterator[str]:
     if ctx.stack not in PROTECTED_STACKS:
         return
-    stateful = (view.type == INSTANCE and view.role in DATA_ROLES) or view.type == VOLUME
-    if stateful and not view.protect:
-        yield (f"{view.name} holds {view.role or 'volume'} data in {ctx.stack} and is not protected; "
+    if view.type == INSTANCE and view.role in DATA_ROLES:
+        what = f"{view.role} data"
+    elif view.type == VOLUME:
+        what = "volume data"
+    elif view.type == OBJECT_STORAGE_BUCKET:
+        what = "backups"
+    else:
+        return
+    if not view.protect:
+        yield (f"{view.name} holds {what} in {ctx.stack} and is not protected; "
                "set protect=True so a change cannot delete or replace it")
 
 
@@ -421,7 +429,7 @@ RESOURCE_RULES: tuple[ResourceRule, ...] = (
                  "No data, admin or monitoring port is open to 0.0.0.0/0 or ::/0.",
                  check_no_public_sensitive_port),
     ResourceRule("stateful-protected-in-prod",
-                 "Data VMs and volumes in prod are protected against deletion and replacement.",
+                 "Data VMs, volumes and backup buckets in prod are protected against deletion and replacement.",
                  check_stateful_protected),
     ResourceRule("data-vm-backups", "Data VMs in staging and prod have the Backup Service enabled.",
                  check_data_vm_backups),

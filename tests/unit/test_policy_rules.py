@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import dataclasses
 import json
 import os
 import subprocess
@@ -152,6 +153,10 @@ def test_unprotected_database_vm_in_prod_is_refused_but_allowed_in_dev() -> None
 def test_unprotected_volume_in_prod_is_refused_and_bastion_is_not_stateful() -> None:
     volume = ResourceView(rules.VOLUME, "prometheus-data", {"size": 50})
     assert "prometheus-data holds volume data in prod" in messages("stateful-protected-in-prod", volume)[0]
+    bucket = ResourceView(rules.OBJECT_STORAGE_BUCKET, "backups", {"label": "platform-infra-prod-backups"})
+    assert messages("stateful-protected-in-prod", bucket) == [
+        "backups holds backups in prod and is not protected; set protect=True so a change cannot delete or replace it"]
+    assert messages("stateful-protected-in-prod", dataclasses.replace(bucket, protect=True)) == []
     assert messages("stateful-protected-in-prod", data_vm("bastion", protect=False)) == []
 
 
