@@ -11,6 +11,7 @@ import pulumi
 from components.address_plan import plan_addresses
 from components.bastion import Bastion, BastionArgs
 from components.network import Network, NetworkArgs
+from components.operations_tier import build_operations_tier
 from components.stack_config import load_stack_config
 
 settings, secrets = load_stack_config()
@@ -41,6 +42,12 @@ bastion = Bastion(
 # --- kubernetes tier (issue 4) -----------------------------------------------------------
 
 # --- operations (issue 5) ----------------------------------------------------------------
+# Step 1 belongs before the data tier (its `addons` go to build_data_tier); step 2 (`attach`)
+# after the Kubernetes tier, with the data VMs' instance ids and the cluster's provider.
+operations = build_operations_tier(settings, secrets, plan)
+operations.attach()
+for _name, _value in operations.exports.items():
+    pulumi.export(_name, _value)
 
 # --- outputs -----------------------------------------------------------------------------
 pulumi.export("stack", settings.stack)
