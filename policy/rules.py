@@ -63,7 +63,8 @@ BACKUP_STACKS = frozenset({"staging", "prod"})
 
 # Keys whose string value is a credential; names of references to credentials are fine.
 CREDENTIAL_KEY = re.compile(r"(?i)(password|passwd|passphrase|secret|token|private_?key|api_?key|root_?pass)")
-CREDENTIAL_REFERENCE_KEY = re.compile(r"(?i)(name|ref|file|path|id|ttl|type)$")
+# ...such as secretName, existingSecret, passwordKey (which key of a Secret holds it), tokenTtl.
+CREDENTIAL_REFERENCE_KEY = re.compile(r"(?i)(^existing|(name|ref|file|path|id|ttl|type)$|(password|token)_?key$)")
 # Markers of a credential inside rendered user data (cloud-config and the config files it
 # writes): a credential-named key with a non-boolean value, Redis/Sentinel auth directives,
 # SQL grants with a password, private keys, the Erlang cookie.

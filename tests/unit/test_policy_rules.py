@@ -21,6 +21,7 @@ from google.protobuf import json_format, struct_pb2
 from pulumi.runtime import proto
 from pulumi_policy.policy import _PolicyAnalyzerServicer
 
+from components import cost
 from components.cost import SECRET_SIG, SECRET_SIG_KEY
 from components.settings.budget import BudgetSettings
 from policy import rules
@@ -287,6 +288,14 @@ def test_password_like_inputs_must_be_secret_but_references_to_secrets_need_not(
     reference = ResourceView(rules.K8S_INGRESS, "app", {"spec": {"tls": [{"secretName": "app-tls"}]}},
                              secret_paths=frozenset())
     assert messages("credentials-are-secret", reference) == []
+    chart = ResourceView(cost.HELM_RELEASE, "grafana", {"values": {"grafana": {"admin": {
+        "existingSecret": "grafana-admin", "passwordKey": "admin-password", "userKey": "admin-user"}}}},
+        secret_paths=frozenset())
+    assert messages("credentials-are-secret", chart) == []
+    leaked = dataclasses.replace(chart, inputs={"values": {"grafana": {"adminPassword": "hunter2"}}})
+    assert messages("credentials-are-secret", leaked) == [
+        "grafana: values.grafana.adminPassword carries a credential but is not a secret; "
+        "wrap it in pulumi.Output.secret so the state stores it encrypted"]
 
 
 def test_literal_credential_in_container_env_is_refused() -> None:
