@@ -1,0 +1,218 @@
+"""Monitoring and logging stacks under mocks, per stack; Alertmanager config checked by amtool."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pytest
+import yaml
+
+from components.alert_rules import alert_names
+from components.exporters import SCRAPE_JOBS
+from components.logging_stack import LoggingStack, LoggingStackArgs, journal_shipping_cloud_config
+from components.monitoring import (
+    CHART,
+    DASHBOARD_LABEL,
+    alertmanager_config,
+    platform_dashboard,
+    scrape_configs,
+)
+from components.operations_tier import build_operations_tier
+from components.settings import StackSettings, load_settings
+from components.settings.operations import LoggingSettings, ReceiverSettings
+from components.stack_config import StackSecrets
+from tests.harness import is_secret, run_component, stack_config
+
+STACKS = ("dev", "staging", "prod")
+RELEASE = "kubernetes:helm.sh/v3:Release"
+SECRET_SIG = "4dabf18193072939515e22adb298388d"
+
+
+def settings_for(stack: str) -> StackSettings:
+    config, _ = stack_config(stack)
+    values = {
+        key.split(":", 1)[1]: value for key, value in config.items() if key.startswith("platform-infra:")
+    }
+    return load_settings("platform-infra", stack, values)
+
+
+def _provider() -> Any:
+    import pulumi_kubernetes as k8s
+
+    return k8s.Provider("k8s", kubeconfig="apiVersion: v1\nkind: Config\n")
+
+
+def _build(stack: str, webhook: str | None = None) -> tuple[Any, list[Any]]:
+    settings = settings_for(stack)
+    secrets = StackSecrets({"alert_webhook_url": pulumi.Output.secret(webhook)} if webhook else {})
+
+    def build() -> Any:
+        from components.address_plan import plan_addresses
+
+        tier = build_operations_tier(settings, secrets, plan_addresses(settings.network))
+        return tier.attach(kubernetes_provider=_provider(), ingress_class="traefik", cluster_issuer=None)
+
+    return run_component(build, stack=stack)
+
+
+def _release(records: list[Any], chart: str) -> Any:
+    return next(r for r in records if r.type == RELEASE and r.inputs["chart"] == chart)
+
+
+def _values(record: Any) -> Any:
+    """A release's values, unwrapped when they were registered as a secret."""
+    values = record.inputs["values"]
+    return values["value"] if set(values) == {SECRET_SIG, "value"} else values
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_kube_prometheus_stack_is_pinned_and_scrapes_the_data_vms_over_the_vpc(stack: str) -> None:
+    _, records = _build(stack)
+    release = _release(records, CHART)
+    settings = settings_for(stack)
+    assert release.inputs["version"] == settings.operations.monitoring.kube_prometheus_stack_version
+    scrape = _values(release)["prometheus"]["prometheusSpec"]["additionalScrapeConfigs"]
+    jobs = {job["job_name"]: job for job in scrape}
+    assert set(jobs) == set(SCRAPE_JOBS.values())
+    mysqld_targets = jobs["mysqld"]["static_configs"][0]["targets"]
+    assert len(mysqld_targets) == settings.data.mariadb.nodes
+    data_subnet = settings.network.subnets["data"]
+    assert all(
+        t.split(":")[0].startswith(str(data_subnet.network_address).rsplit(".", 1)[0]) for t in mysqld_targets
+    )
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_alert_rules_follow_each_stacks_topology_and_backups(stack: str) -> None:
+    _, records = _build(stack)
+    settings = settings_for(stack)
+    rules = _values(_release(records, CHART))["additionalPrometheusRulesMap"]["platform"]
+    names = set(alert_names(rules))
+    assert {"ServiceDown", "HostHighCpu", "HighErrorRate", "HighLatencyP95", "HostDiskFilling"} <= names
+    assert ("GaleraClusterTooSmall" in names) == (settings.data.mariadb.nodes >= 3)
+    assert ("BackupStale" in names) == (stack != "dev")
+    assert ("IncrementalBackupStale" in names) == (stack == "prod")
+    errors = next(r for g in rules["groups"] for r in g["rules"] if r.get("alert") == "HighErrorRate")
+    assert "traefik_service_requests_total" in errors["expr"]
+
+
+def test_dev_runs_the_light_version() -> None:
+    _, records = _build("dev")
+    values = _values(_release(records, CHART))
+    assert values["prometheus"]["prometheusSpec"]["replicas"] == 1
+    assert values["prometheus"]["prometheusSpec"]["retention"] == "3d"
+    _, prod_records = _build("prod")
+    assert _values(_release(prod_records, CHART))["prometheus"]["prometheusSpec"]["replicas"] == 2
+
+
+def test_receivers_come_from_config_and_the_webhook_secret_keeps_values_secret() -> None:
+    _, records = _build("prod", webhook="https://hooks.example.com/alerts/abc")
+    release = _release(records, CHART)
+    receiver = _values(release)["alertmanager"]["config"]["receivers"][0]
+    assert receiver["email_configs"][0]["to"] == "ops@example.com"
+    assert receiver["webhook_configs"][0]["url"] == "https://hooks.example.com/alerts/abc"
+    assert "values" in release.secret_inputs
+
+
+def test_grafana_dashboard_is_provisioned_and_admin_password_is_secret() -> None:
+    tier, records = _build("staging")
+    dashboards = [
+        r
+        for r in records
+        if r.type == "kubernetes:core/v1:ConfigMap"
+        and r.inputs["metadata"]["labels"].get(DASHBOARD_LABEL) == "1"
+    ]
+    assert len(dashboards) == 1
+    dashboard = json.loads(dashboards[0].inputs["data"]["platform-overview.json"])
+    assert dashboard["uid"] == "platform-staging" and len(dashboard["panels"]) >= 8
+    assert is_secret(tier.exports["grafana_admin_password"])
+
+
+def test_loki_and_alloy_are_installed_with_retention_from_config() -> None:
+    _, records = _build("prod")
+    loki = _release(records, "loki")
+    alloy = _release(records, "alloy")
+    assert _values(loki)["loki"]["limits_config"]["retention_period"] == "720h"
+    assert _values(alloy)["controller"]["type"] == "daemonset"
+    assert "loki.source.kubernetes" in _values(alloy)["alloy"]["configMap"]["content"]
+    monitoring_values = _values(_release(records, CHART))
+    assert monitoring_values["grafana"]["additionalDataSources"][0]["type"] == "loki"
+
+
+def test_vm_journals_are_pushed_through_the_ingress_with_basic_auth() -> None:
+    settings = LoggingSettings(vm_push_host="logs.example.com")
+
+    def build() -> LoggingStack:
+        return LoggingStack(
+            "logging",
+            LoggingStackArgs(
+                settings=settings,
+                light=False,
+                push_password=pulumi.Output.secret("pw"),
+                push_password_hash="$2a$10$hash",
+                ingress_class="traefik",
+                cluster_issuer="letsencrypt-production",
+            ),
+            opts=pulumi.ResourceOptions(providers={"kubernetes": _provider()}),
+        )
+
+    stack, records = run_component(build)
+    ingress = next(r for r in records if r.type == "kubernetes:networking.k8s.io/v1:Ingress")
+    assert ingress.inputs["spec"]["rules"][0]["host"] == "logs.example.com"
+    assert ingress.inputs["spec"]["tls"][0]["hosts"] == ["logs.example.com"]
+    loki = _release(records, "loki")
+    assert _values(loki)["gateway"]["basicAuth"]["htpasswd"] == "vm-journal:$2a$10$hash"
+    assert stack.push_url == "https://logs.example.com/loki/api/v1/push"
+    fragment = journal_shipping_cloud_config(stack.push_url, "pw", "prod", "mariadb")
+    config = next(f["content"] for f in fragment["write_files"] if f["path"] == "/etc/alloy/config.alloy")
+    assert 'url = "https://logs.example.com/loki/api/v1/push"' in config
+    assert "loki.source.journal" in config and 'role = "mariadb"' in config
+
+
+def test_scrape_configs_skip_roles_without_nodes() -> None:
+    jobs = scrape_configs({"mariadb": ["10.0.1.10"], "redis": [], "rabbitmq": ["10.0.1.30"]})
+    assert [job["job_name"] for job in jobs] == ["node", "mysqld", "rabbitmq"]
+    assert jobs[0]["static_configs"][0]["targets"] == ["10.0.1.10:9100"]
+
+
+def test_platform_dashboard_covers_the_seeds_key_metrics() -> None:
+    exprs = " ".join(p["targets"][0]["expr"] for p in platform_dashboard("prod")["panels"])
+    for metric in (
+        "node_cpu_seconds_total",
+        "traefik_service_request_duration_seconds_bucket",
+        "wsrep_cluster_size",
+    ):
+        assert metric in exprs
+
+
+@pytest.mark.parametrize("with_email", [True, False])
+def test_alertmanager_config_passes_amtool(with_email: bool, tmp_path: Path) -> None:
+    receivers = (
+        ReceiverSettings(
+            email_to=("ops@example.com",),
+            email_from="alerts@example.com",
+            smtp_smarthost="smtp.example.com:587",
+            smtp_username="alerts@example.com",
+        )
+        if with_email
+        else ReceiverSettings()
+    )
+    config = alertmanager_config(
+        receivers, "https://hooks.example.com/x", "smtp-secret" if with_email else None
+    )
+    path = tmp_path / "alertmanager.yml"
+    path.write_text(yaml.safe_dump(config))
+    done = subprocess.run(
+        [shutil.which("amtool") or "amtool", "check-config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "SUCCESS" in done.stdout
