@@ -189,6 +189,33 @@ def _load_balancer_services(values: Any) -> int:
     return 0
 
 
+def chart_volumes(values: Any, path: str = "values", replicas: float = 1) -> list[tuple[str, float, int]]:
+    """Volumes a chart's values claim, by the common chart conventions: `persistence: {enabled,
+    size}` and `volumeClaimTemplate.spec.resources.requests.storage`, times the `replicas` set
+    beside them. Each as (where, replicas, GB per volume rounded up to Block Storage's minimum)."""
+    found: list[tuple[str, float, int]] = []
+    if isinstance(values, Mapping):
+        if isinstance(values.get("replicas"), int | float):
+            replicas = float(values["replicas"])
+        persistence = values.get("persistence")
+        if isinstance(persistence, Mapping) and persistence.get("enabled", True) and persistence.get("size"):
+            size = max(storage_gb(str(persistence["size"])), pricing.BLOCK_STORAGE_MIN_GB)
+            found.append((f"{path}.persistence", replicas, size))
+        template = values.get("volumeClaimTemplate")
+        requested = (((template or {}).get("spec") or {}).get("resources") or {}).get("requests", {}).get(
+            "storage") if isinstance(template, Mapping) else None
+        if requested:
+            size = max(storage_gb(str(requested)), pricing.BLOCK_STORAGE_MIN_GB)
+            found.append((f"{path}.volumeClaimTemplate", replicas, size))
+        for key, item in values.items():
+            if key not in ("persistence", "volumeClaimTemplate"):
+                found += chart_volumes(item, f"{path}.{key}", replicas)
+    elif isinstance(values, list):
+        for index, item in enumerate(values):
+            found += chart_volumes(item, f"{path}[{index}]", replicas)
+    return found
+
+
 def estimate_resource(record: ResourceRecord, *, first_bucket: bool = True) -> CostLine | None:
     """The monthly cost of one resource, or None for resources Linode does not bill for."""
     inputs = plain_inputs(record)
@@ -227,13 +254,19 @@ def estimate_resource(record: ResourceRecord, *, first_bucket: bool = True) -> C
         items.append(CostItem("NodeBalancer created by LKE for a LoadBalancer Service", 1,
                               pricing.NODEBALANCER.monthly_usd, pricing.NODEBALANCER.key))
     elif record.type == HELM_RELEASE:
+        values = inputs.get("values") or {}
         # A chart whose values ask for a LoadBalancer Service (e.g. the ingress controller) makes
         # LKE create a NodeBalancer just like a plain Service does.
-        balancers = _load_balancer_services(inputs.get("values") or {})
-        if not balancers:
+        balancers = _load_balancer_services(values)
+        if balancers:
+            items.append(CostItem("NodeBalancer created by LKE for the chart's LoadBalancer Service",
+                                  balancers, pricing.NODEBALANCER.monthly_usd, pricing.NODEBALANCER.key))
+        # Persistent volumes the chart claims become LKE Block Storage volumes.
+        for where, replicas, size_gb in chart_volumes(values):
+            items.append(CostItem(f"GB of Block Storage ({replicas:g} x {where})", replicas * size_gb,
+                                  pricing.BLOCK_STORAGE_GB.monthly_usd, pricing.BLOCK_STORAGE_GB.key))
+        if not items:
             return None
-        items.append(CostItem("NodeBalancer created by LKE for the chart's LoadBalancer Service",
-                              balancers, pricing.NODEBALANCER.monthly_usd, pricing.NODEBALANCER.key))
     elif record.type == OBJECT_STORAGE_BUCKET:
         if not first_bucket:
             return None

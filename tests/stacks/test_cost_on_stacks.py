@@ -28,10 +28,18 @@ def settings_of(stack: str) -> StackSettings:
 
 
 def hand_computation(stack: str) -> dict[str, float]:
-    """USD per billed item, from the stack's settings and the price table only."""
-    settings, run = settings_of(stack), program(stack)
-    views = [rules.view_from_record(r) for r in run.resources]
+    return hand_computation_of(settings_of(stack), [rules.view_from_record(r) for r in program(stack).resources])
+
+
+def _volume_usd(count: int, size_gi: int) -> float:
+    return count * max(size_gi, pricing.BLOCK_STORAGE_MIN_GB) * pricing.BLOCK_STORAGE_GB.monthly_usd
+
+
+def hand_computation_of(settings: StackSettings, views: list[rules.ResourceView]) -> dict[str, float]:
+    """USD per billed item, from the stack's settings and the price table only; a tier counts
+    once its resources appear in the program."""
     plans = pricing.PLANS
+    releases = {str(v.inputs.get("chart", "")) for v in views if v.type == cost.HELM_RELEASE}
     items: dict[str, float] = {"bastion": plans[settings.bastion.plan].monthly_usd}
     roles = {view.role for view in views if view.type == rules.INSTANCE}
     for role in DATA_ROLES:
@@ -54,6 +62,13 @@ def hand_computation(stack: str) -> dict[str, float]:
             items["ingress-nodebalancer"] = pricing.NODEBALANCER.monthly_usd
     if any(v.type == cost.OBJECT_STORAGE_BUCKET for v in views):
         items["object-storage"] = pricing.OBJECT_STORAGE.monthly_usd
+    monitoring, logging = settings.operations.monitoring, settings.operations.logging
+    if "kube-prometheus-stack" in releases:
+        # Prometheus: one volume per replica (1 when light, else 2); Grafana: 5 Gi unless light.
+        items["monitoring-volumes"] = (_volume_usd(1 if monitoring.light else 2, monitoring.storage_gi)
+                                       + _volume_usd(0 if monitoring.light else 1, 5))
+    if "loki" in releases:
+        items["logging-volume"] = _volume_usd(1, logging.storage_gi)
     return items
 
 

@@ -127,3 +127,19 @@ def test_budget_settings_refuse_nonsense_with_what_is_allowed() -> None:
     with pytest.raises(ValidationError, match="Extra inputs"):
         BudgetSettings.model_validate({"monthly_eur": 100, "monthly_usd": 100})
     assert SEED_BUDGETS_EUR == {"dev": 100.0, "staging": 300.0, "prod": 1000.0}
+
+
+def test_chart_volumes_are_priced_per_replica_with_block_storage_minimum() -> None:
+    values = {
+        "prometheus": {"prometheusSpec": {"replicas": 2, "storageSpec": {"volumeClaimTemplate": {
+            "spec": {"resources": {"requests": {"storage": "50Gi"}}}}}}},
+        "grafana": {"persistence": {"enabled": True, "size": "5Gi"}},
+        "loki": {"persistence": {"enabled": False, "size": "100Gi"}},
+    }
+    assert sorted(cost.chart_volumes(values)) == [
+        ("values.grafana.persistence", 1, 10),
+        ("values.prometheus.prometheusSpec.storageSpec.volumeClaimTemplate", 2, 50),
+    ]
+    line = cost.estimate_resource(Record(cost.HELM_RELEASE, "monitoring", {"values": values}))
+    assert line is not None and line.monthly_usd == pytest.approx((2 * 50 + 10) * 0.10)
+    assert cost.estimate_resource(Record(cost.HELM_RELEASE, "cert-manager", {"values": {"crds": {}}})) is None
