@@ -1,8 +1,8 @@
 """The Kubernetes tier of a stack, in dependency order: cluster, ingress, cert-manager, workloads.
 
-`__main__` calls `build_kubernetes_tier` once. Pods reach the data VMs over the stack's VPC:
-the LKE Enterprise cluster sits in the "app" subnet, so the data firewalls admit exactly that
-subnet's CIDR and the NetworkPolicies admit exactly the data tier's (address, port) pairs.
+`__main__` calls `build_kubernetes_tier` once. How pods reach the data VMs follows the tier
+(see `app_source_cidrs`): over the stack's VPC on LKE Enterprise, over Linode's private
+network on the standard tier; firewalls and NetworkPolicies are built from the same rule.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from components.ingress import IngressController, IngressControllerArgs
 from components.lke import LkeCluster, LkeClusterArgs
 from components.network import Network
 from components.settings import SettingsError, StackSettings
+from components.settings.kubernetes import LINODE_PRIVATE_NETWORK, KubernetesSettings
 from components.stack_config import StackSecrets
 from components.workload_manifests import StackContext, cluster_issuer_name
 from components.workloads import Workloads, WorkloadsArgs
@@ -28,9 +29,17 @@ from components.workloads import Workloads, WorkloadsArgs
 REGISTRY_PASSWORD_KEY = "registry_password"
 
 
-def app_source_cidrs(plan: AddressPlan) -> tuple[str, ...]:
-    """Sources the data firewalls must admit for the app tier: the cluster's VPC subnet only."""
-    return (plan.subnets["app"].cidr_str,)
+def app_source_cidrs(kubernetes: KubernetesSettings, plan: AddressPlan) -> tuple[str, ...]:
+    """Sources the data firewalls must admit on the data ports for the app tier.
+
+    enterprise (cluster in the VPC "app" subnet): that subnet's CIDR.
+    standard (no VPC for the nodes): Linode's private network, 192.168.128.0/17, where the
+    nodes' private addresses live; the data VMs need a private IPv4 for it.
+    The NetworkPolicies' data egress (workload_manifests.data_egress_rules) mirrors this.
+    """
+    if kubernetes.data_path == "vpc":
+        return (plan.subnets["app"].cidr_str,)
+    return (LINODE_PRIVATE_NETWORK,)
 
 
 @dataclass(frozen=True)
@@ -62,6 +71,7 @@ def build_kubernetes_tier(
 ) -> KubernetesTier:
     k = settings.kubernetes
     context = StackContext(settings.project, settings.stack, cluster_issuer=cluster_issuer_name(k))
+    vpc = k.data_path == "vpc"
     cluster = LkeCluster(
         "lke",
         LkeClusterArgs(
@@ -72,9 +82,10 @@ def build_kubernetes_tier(
             high_availability=k.high_availability,
             admin_ipv4_cidrs=settings.ipv4_admin_cidrs,
             admin_ipv6_cidrs=settings.ipv6_admin_cidrs,
-            vpc_id=network.vpc_id,
-            subnet_id=network.subnet_ids["app"],
-            app_subnet_cidr=plan.subnets["app"].cidr_str,
+            tier=k.tier,
+            vpc_id=network.vpc_id if vpc else None,
+            subnet_id=network.subnet_ids["app"] if vpc else None,
+            app_subnet_cidr=plan.subnets["app"].cidr_str if vpc else None,
             tags=tuple(tags),
         ),
     )

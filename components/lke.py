@@ -1,9 +1,11 @@
 """The LKE cluster of a stack, its node-pool firewall and the Kubernetes provider built from it.
 
-Tier: LKE Enterprise. It is the tier whose clusters can be placed in a VPC of our own
-(`vpc_id`/`subnet_id`, linode/terraform-provider-linode#2079), so pods reach the VPC-only data
-VMs over the stack's VPC, and the tier whose node pools honour `firewall_id` (on the standard
-tier the firewall is silently not attached: linode/terraform-provider-linode#2294, open).
+Tier per stack. LKE Enterprise clusters are placed in a VPC of our own (`vpc_id`/`subnet_id`,
+linode/terraform-provider-linode#2079), so pods reach the data VMs' VPC addresses, and their
+pools honour `firewall_id`. Standard clusters cannot join our VPC (pods reach the data VMs over
+Linode's private network instead) and silently ignore a pool's `firewall_id`
+(linode/terraform-provider-linode#2294, open): there the firewall is attached to the pool's
+node instances by id, and the settings refuse an autoscaler so every node is one we attach.
 """
 
 from __future__ import annotations
@@ -11,16 +13,17 @@ from __future__ import annotations
 import base64
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_linode as linode
 
-from components.settings.kubernetes import NodePoolSettings
+from components.settings.kubernetes import LINODE_PRIVATE_NETWORK, NodePoolSettings
 
 # Akamai's published LKE node rules ("Network and firewall details", techdocs.akamai.com,
 # lke-network-firewall-details): the control plane and NodeBalancers reach nodes from these.
-LKE_PRIVATE_RANGE = "192.168.128.0/17"
+LKE_PRIVATE_RANGE = LINODE_PRIVATE_NETWORK
 NODEBALANCER_RANGE = "192.168.255.0/24"
 NODEPORT_RANGE = "30000-32767"
 
@@ -33,9 +36,12 @@ class FirewallRule:
     sources: tuple[str, ...]
 
 
-def node_firewall_rules(app_subnet_cidr: str) -> list[FirewallRule]:
-    """Inbound rules of every node; everything else is dropped (inbound policy DROP)."""
-    return [
+def node_firewall_rules(app_subnet_cidr: str | None) -> list[FirewallRule]:
+    """Inbound rules of every node; everything else is dropped (inbound policy DROP).
+
+    `app_subnet_cidr` is the cluster's own VPC subnet (enterprise tier), None on standard.
+    """
+    rules = [
         FirewallRule("kubelet-health", "TCP", "10250,10256", (LKE_PRIVATE_RANGE,)),
         FirewallRule("wireguard-kubectl-proxy", "UDP", "51820", (LKE_PRIVATE_RANGE,)),
         FirewallRule("cluster-dns-tcp", "TCP", "53", (LKE_PRIVATE_RANGE,)),
@@ -44,10 +50,35 @@ def node_firewall_rules(app_subnet_cidr: str) -> list[FirewallRule]:
         FirewallRule("calico-ipip", "IPENCAP", None, (LKE_PRIVATE_RANGE,)),
         FirewallRule("nodebalancer-nodeports-tcp", "TCP", NODEPORT_RANGE, (NODEBALANCER_RANGE,)),
         FirewallRule("nodebalancer-nodeports-udp", "UDP", NODEPORT_RANGE, (NODEBALANCER_RANGE,)),
-        # Node-to-node and pod traffic inside the cluster's own VPC subnet (BYO VPC).
-        FirewallRule("intra-cluster-vpc-tcp", "TCP", "1-65535", (app_subnet_cidr,)),
-        FirewallRule("intra-cluster-vpc-udp", "UDP", "1-65535", (app_subnet_cidr,)),
     ]
+    if app_subnet_cidr is not None:
+        # Node-to-node and pod traffic inside the cluster's own VPC subnet (BYO VPC).
+        rules += [
+            FirewallRule("intra-cluster-vpc-tcp", "TCP", "1-65535", (app_subnet_cidr,)),
+            FirewallRule("intra-cluster-vpc-udp", "UDP", "1-65535", (app_subnet_cidr,)),
+        ]
+    return rules
+
+
+def _node_instance_ids(pools: Any) -> list[int]:
+    """Instance ids of every node in the pools output (typed objects or raw wire dicts)."""
+
+    def field(item: Any, *names: str) -> Any:
+        for name in names:
+            value = getattr(item, name, None)
+            if value is None and isinstance(item, dict):
+                value = dict.get(item, name)
+            if value is not None:
+                return value
+        return None
+
+    ids = []
+    for pool in pools or []:
+        for node in field(pool, "nodes") or []:
+            instance_id = field(node, "instance_id", "instanceId")
+            if instance_id is not None:  # a node still being provisioned has none yet
+                ids.append(int(instance_id))
+    return ids
 
 
 def decode_kubeconfig(encoded: str) -> str:
@@ -59,14 +90,15 @@ def decode_kubeconfig(encoded: str) -> str:
 class LkeClusterArgs:
     label: str  # <project>-<stack>-lke
     region: str
+    tier: str  # "standard" | "enterprise"
     version: str
     pool: NodePoolSettings
     high_availability: bool
     admin_ipv4_cidrs: Sequence[str]
     admin_ipv6_cidrs: Sequence[str]
-    vpc_id: pulumi.Input[int]
-    subnet_id: pulumi.Input[int]
-    app_subnet_cidr: str
+    vpc_id: pulumi.Input[int] | None  # enterprise only
+    subnet_id: pulumi.Input[int] | None
+    app_subnet_cidr: str | None
     tags: Sequence[str] = field(default_factory=tuple)
     protect: bool = False
 
@@ -82,26 +114,28 @@ class LkeCluster(pulumi.ComponentResource):
         super().__init__("platform:kubernetes:LkeCluster", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
-        self.firewall = linode.Firewall(
-            f"{name}-nodes",
-            label=f"{args.label}-nodes",
-            inbound_policy="DROP",
-            outbound_policy="ACCEPT",
-            inbounds=[
-                linode.FirewallInboundArgs(
-                    label=rule.label,
-                    action="ACCEPT",
-                    protocol=rule.protocol,
-                    ports=rule.ports,
-                    ipv4s=list(rule.sources),
-                )
-                for rule in node_firewall_rules(args.app_subnet_cidr)
-            ],
-            tags=list(args.tags),
-            opts=child,
-        )
+        enterprise = args.tier == "enterprise"
+        rules = node_firewall_rules(args.app_subnet_cidr if enterprise else None)
+        inbounds = [
+            linode.FirewallInboundArgs(
+                label=rule.label, action="ACCEPT", protocol=rule.protocol, ports=rule.ports, ipv4s=list(rule.sources)
+            )
+            for rule in rules
+        ]
+        firewall_id: pulumi.Input[int] | None = None
+        if enterprise:
+            self.firewall = linode.Firewall(
+                f"{name}-nodes",
+                label=f"{args.label}-nodes",
+                inbound_policy="DROP",
+                outbound_policy="ACCEPT",
+                inbounds=inbounds,
+                tags=list(args.tags),
+                opts=child,
+            )
+            firewall_id = self.firewall.id.apply(int)
 
-        # LKE Enterprise always enforces the control-plane ACL: only admin CIDRs reach the API.
+        # The control-plane ACL is always on: only admin CIDRs reach the API.
         acl = linode.LkeClusterControlPlaneAclArgs(
             enabled=True,
             addresses=[
@@ -122,17 +156,18 @@ class LkeCluster(pulumi.ComponentResource):
             label=args.label,
             region=args.region,
             k8s_version=args.version,
-            tier="enterprise",
-            vpc_id=args.vpc_id,
-            subnet_id=args.subnet_id,
-            stack_type="ipv4",
+            # `tier` is a v4beta field: only sent for enterprise; absent means standard.
+            tier="enterprise" if enterprise else None,
+            vpc_id=args.vpc_id if enterprise else None,
+            subnet_id=args.subnet_id if enterprise else None,
+            stack_type="ipv4" if enterprise else None,
             control_plane=linode.LkeClusterControlPlaneArgs(high_availability=args.high_availability, acl=acl),
             pools=[
                 linode.LkeClusterPoolArgs(
                     type=args.pool.plan,
                     count=args.pool.initial_count,
                     autoscaler=autoscaler,
-                    firewall_id=self.firewall.id.apply(int),
+                    firewall_id=firewall_id,
                     labels={"platform.example/pool": "app"},
                     tags=list(args.tags),
                 )
@@ -145,6 +180,18 @@ class LkeCluster(pulumi.ComponentResource):
                 additional_secret_outputs=["kubeconfig"],
             ),
         )
+        if not enterprise:
+            # Standard tier: attach the firewall to the pool's node instances directly.
+            self.firewall = linode.Firewall(
+                f"{name}-nodes",
+                label=f"{args.label}-nodes",
+                inbound_policy="DROP",
+                outbound_policy="ACCEPT",
+                inbounds=inbounds,
+                linodes=self.cluster.pools.apply(_node_instance_ids),
+                tags=list(args.tags),
+                opts=child,
+            )
         self.cluster_id = self.cluster.id
         self.kubeconfig = pulumi.Output.secret(self.cluster.kubeconfig.apply(decode_kubeconfig))
         self.provider = k8s.Provider(

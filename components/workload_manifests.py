@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import quote
 
 from components.connections import DataConnections
-from components.settings.kubernetes import KubernetesSettings, WorkloadSettings
+from components.settings.kubernetes import LINODE_PRIVATE_NETWORK, KubernetesSettings, WorkloadSettings
 
 PART_OF = "platform-infra"
 CONNECTION_SECRET = "data-connections"
@@ -178,9 +178,7 @@ def network_policies(
                     {
                         "to": [
                             {
-                                "namespaceSelector": {
-                                    "matchLabels": {"kubernetes.io/metadata.name": "kube-system"}
-                                },
+                                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
                                 "podSelector": {"matchLabels": dict(KUBE_DNS)},
                             }
                         ],
@@ -207,9 +205,7 @@ def network_policies(
                 "spec": {
                     "podSelector": {"matchLabels": workload_selector(workload)},
                     "policyTypes": ["Ingress"],
-                    "ingress": [
-                        {"from": from_controller, "ports": [{"protocol": "TCP", "port": workload.port}]}
-                    ],
+                    "ingress": [{"from": from_controller, "ports": [{"protocol": "TCP", "port": workload.port}]}],
                 },
             }
         )
@@ -223,16 +219,11 @@ def network_policies(
                 "spec": {
                     "podSelector": {"matchLabels": dict(ACME_SOLVER_LABEL)},
                     "policyTypes": ["Ingress"],
-                    "ingress": [
-                        {"from": from_controller, "ports": [{"protocol": "TCP", "port": ACME_SOLVER_PORT}]}
-                    ],
+                    "ingress": [{"from": from_controller, "ports": [{"protocol": "TCP", "port": ACME_SOLVER_PORT}]}],
                 },
             }
         )
-    data_rules = [
-        {"to": [{"ipBlock": {"cidr": f"{address}/32"}}], "ports": [{"protocol": "TCP", "port": port}]}
-        for address, port in dict.fromkeys(destinations)
-    ]
+    data_rules = data_egress_rules(settings, destinations)
     if data_rules:
         policies.append(
             {
@@ -247,6 +238,30 @@ def network_policies(
             }
         )
     return policies
+
+
+def data_egress_rules(settings: KubernetesSettings, destinations: Iterable[tuple[str, int]]) -> list[dict[str, Any]]:
+    """Egress to the data tier, the mirror image of the data firewalls' app-tier rules.
+
+    vpc (enterprise): each data VM's VPC address on its own port, one rule per pair.
+    private-network (standard): the nodes' SNATed traffic crosses Linode's private network,
+    which the data firewalls admit as 192.168.128.0/17 on the data ports; the same here.
+    """
+    pairs = list(dict.fromkeys(destinations))
+    if settings.data_path == "vpc":
+        return [
+            {"to": [{"ipBlock": {"cidr": f"{address}/32"}}], "ports": [{"protocol": "TCP", "port": port}]}
+            for address, port in pairs
+        ]
+    ports = sorted({port for _, port in pairs})
+    if not ports:
+        return []
+    return [
+        {
+            "to": [{"ipBlock": {"cidr": LINODE_PRIVATE_NETWORK}}],
+            "ports": [{"protocol": "TCP", "port": port} for port in ports],
+        }
+    ]
 
 
 # --- connection secret ---------------------------------------------------------------------------
@@ -429,9 +444,7 @@ def deployment(
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": _meta(
-            workload.name, namespace, ctx, labels=selector, annotations=_skip_annotations(skips)
-        ),
+        "metadata": _meta(workload.name, namespace, ctx, labels=selector, annotations=_skip_annotations(skips)),
         "spec": spec,
     }
 
@@ -577,9 +590,7 @@ def ingress(workload: WorkloadSettings, namespace: str, ctx: StackContext) -> di
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "Ingress",
-        "metadata": _meta(
-            workload.name, namespace, ctx, labels=workload_selector(workload), annotations=annotations
-        ),
+        "metadata": _meta(workload.name, namespace, ctx, labels=workload_selector(workload), annotations=annotations),
         "spec": spec,
     }
 

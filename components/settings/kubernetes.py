@@ -7,14 +7,25 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from components.settings.common import StrictModel
+from components.settings.common import KeyedError, StrictModel
 
-# Kubernetes versions LKE Enterprise offers, in the provider's `k8s_version` format. One place,
-# with its source, so a refresh is one edit: `linode-cli lke tiers-versions-list enterprise`
-# (API: GET /v4beta/lke/tiers/enterprise/versions).
-# Source (2026-11-23): the versions used by linode/terraform-provider-linode's own LKE-E
-# examples and issues (#2079 "v1.31.9+lke5", docs "v1.31.8+lke5", #2250 "v1.31.9+lke7").
-LKE_ENTERPRISE_VERSIONS: tuple[str, ...] = ("v1.31.8+lke5", "v1.31.9+lke5", "v1.31.9+lke7")
+# Kubernetes versions LKE offers, per tier, in the provider's `k8s_version` format. One place,
+# with its sources, so a refresh is one edit: `linode-cli lke tiered-versions-list <tier>`
+# (API: GET /v4beta/lke/tiers/{standard,enterprise}/versions). As of 2026-11-23:
+# - standard: "1.32" (terraform-provider-linode docs/resources/lke_cluster.md examples) and
+#   "1.34" (terraform-provider-linode#2294, 2026-03-05, a cluster created on 1.34); LKE offers
+#   consecutive minors, hence 1.33.
+# - enterprise: the exact strings used by the provider's LKE-E examples and issues (#2079
+#   "v1.31.9+lke5", docs "v1.31.8+lke5", #2250 "v1.31.9+lke7").
+LKE_VERSIONS: dict[str, tuple[str, ...]] = {
+    "standard": ("1.32", "1.33", "1.34"),
+    "enterprise": ("v1.31.8+lke5", "v1.31.9+lke5", "v1.31.9+lke7"),
+}
+LKE_ENTERPRISE_VERSIONS = LKE_VERSIONS["enterprise"]
+
+# Linode's regional private network, where every private IPv4 (LKE nodes included) lives
+# (Akamai, "LKE network and firewall details": the control plane reaches nodes from here).
+LINODE_PRIVATE_NETWORK = "192.168.128.0/17"
 
 _VERSION = re.compile(r"^v?(?P<major>1)\.(?P<minor>[0-9]{1,2})(?:\.[0-9]+)?(?:\+lke[0-9]+)?$")
 _DNS_LABEL = re.compile(r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -360,12 +371,15 @@ class RegistrySettings(StrictModel):
 class KubernetesSettings(StrictModel):
     """LKE cluster, ingress, TLS and the application workloads of one stack."""
 
-    # LKE Enterprise: the only tier whose nodes join the stack's own VPC (so pods reach the
-    # VPC-only data VMs privately) and whose node pools honour `firewall_id` (see README).
-    tier: Literal["enterprise"] = "enterprise"
-    version: str = LKE_ENTERPRISE_VERSIONS[-1]
-    # The control-plane ACL is always on (LKE Enterprise enables it by default): only the
-    # stack's admin_cidrs reach the Kubernetes API, in every stack.
+    # enterprise: nodes join the stack's own VPC ("app" subnet), pods reach the VPC addresses of
+    # the data VMs, the pool honours firewall_id; $300/month control plane (HA included).
+    # standard: free control plane (HA $60), no BYO VPC: pods reach the data VMs over Linode's
+    # private network (192.168.128.0/17) and the node firewall is attached by instance id,
+    # because a standard pool ignores firewall_id (terraform-provider-linode#2294).
+    tier: Literal["standard", "enterprise"] = "standard"
+    version: str = LKE_VERSIONS["standard"][-1]
+    # The control-plane ACL is always on: only the stack's admin_cidrs reach the Kubernetes API
+    # (LKE Enterprise enforces an ACL anyway).
     high_availability: bool = False
     pool: NodePoolSettings = NodePoolSettings()
     ingress: IngressSettings = IngressSettings()
@@ -374,12 +388,28 @@ class KubernetesSettings(StrictModel):
     workloads: tuple[WorkloadSettings, ...] = Field(default_factory=_default_workloads)
     registry: RegistrySettings | None = None
 
-    @field_validator("version")
-    @classmethod
-    def _version(cls, value: str) -> str:
-        if value not in LKE_ENTERPRISE_VERSIONS:
-            raise ValueError(f"a version LKE Enterprise offers: {', '.join(LKE_ENTERPRISE_VERSIONS)}")
-        return value
+    @model_validator(mode="after")
+    def _version_offered_by_tier(self) -> KubernetesSettings:
+        offered = LKE_VERSIONS[self.tier]
+        if self.version not in offered:
+            raise KeyedError(
+                "kubernetes.version",
+                repr(self.version),
+                f"allowed: a version LKE {self.tier} offers: {', '.join(offered)}",
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _standard_pool_is_not_autoscaled(self) -> KubernetesSettings:
+        if self.tier == "standard" and self.pool.autoscaler is not None:
+            raise KeyedError(
+                "kubernetes.pool.autoscaler",
+                f"{{min: {self.pool.autoscaler.min}, max: {self.pool.autoscaler.max}}}",
+                "allowed: no autoscaler on the standard tier: its node firewall is attached by instance "
+                "id (firewall_id is ignored there, terraform-provider-linode#2294), so nodes the "
+                "autoscaler adds would run unprotected; use tier enterprise to autoscale",
+            )
+        return self
 
     @model_validator(mode="after")
     def _cross_checks(self) -> KubernetesSettings:
@@ -394,6 +424,10 @@ class KubernetesSettings(StrictModel):
         if self.namespace.name == self.ingress.namespace:
             raise ValueError("the application namespace and the ingress namespace must differ")
         return self
+
+    @property
+    def data_path(self) -> Literal["vpc", "private-network"]:
+        return "vpc" if self.tier == "enterprise" else "private-network"
 
     @property
     def kubernetes_minor(self) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import yaml
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
 
 from components.lke import (
     LKE_PRIVATE_RANGE,
@@ -14,21 +16,25 @@ from components.lke import (
     node_firewall_rules,
 )
 from components.settings.kubernetes import NodePoolSettings
-from tests.harness import ResourceRecord, is_secret, resolve, run_component
+from tests.harness import ResourceRecord, is_secret, mocked_runtime, resolve, run_component
 
 
-def build(pool: dict[str, Any], high_availability: bool = False) -> tuple[LkeCluster, list[ResourceRecord]]:
+def build(
+    pool: dict[str, Any], high_availability: bool = False, tier: str = "enterprise"
+) -> tuple[LkeCluster, list[ResourceRecord]]:
+    enterprise = tier == "enterprise"
     args = LkeClusterArgs(
         label="platform-infra-prod-lke",
         region="eu-central",
-        version="v1.31.9+lke7",
+        tier=tier,
+        version="v1.31.9+lke7" if enterprise else "1.34",
         pool=NodePoolSettings.model_validate(pool),
         high_availability=high_availability,
         admin_ipv4_cidrs=["198.51.100.10/32"],
         admin_ipv6_cidrs=[],
-        vpc_id=4242,
-        subnet_id=5151,
-        app_subnet_cidr="10.30.2.0/24",
+        vpc_id=4242 if enterprise else None,
+        subnet_id=5151 if enterprise else None,
+        app_subnet_cidr="10.30.2.0/24" if enterprise else None,
         tags=["platform-infra", "env:prod", "role:lke"],
     )
     return run_component(lambda: LkeCluster("lke", args), "prod")
@@ -99,3 +105,45 @@ def test_kubeconfig_is_a_decoded_secret_and_feeds_the_provider() -> None:
     assert kubeconfig["kind"] == "Config"
     provider = only(records, "pulumi:providers:kubernetes")
     assert "kubeconfig" in provider.secret_inputs
+
+
+def _pools_with_wire_names(type_: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    """LKE's pools output as the provider sends it (camelCase `instanceId`), two nodes per pool."""
+    if type_ != "linode:index/lkeCluster:LkeCluster":
+        return {}
+    return {
+        "pools": [
+            {**pool, "id": 700 + i, "nodes": [{"id": f"n{i}-{j}", "instanceId": 5000 + 10 * i + j} for j in range(2)]}
+            for i, pool in enumerate(inputs.get("pools", []))
+        ]
+    }
+
+
+def test_standard_tier_stays_out_of_the_vpc_and_attaches_the_firewall_to_node_instances() -> None:
+    args = LkeClusterArgs(
+        label="platform-infra-dev-lke",
+        region="eu-central",
+        tier="standard",
+        version="1.34",
+        pool=NodePoolSettings(plan="g6-standard-2", count=2),
+        high_availability=False,
+        admin_ipv4_cidrs=["203.0.113.0/24"],
+        admin_ipv6_cidrs=[],
+        vpc_id=None,
+        subnet_id=None,
+        app_subnet_cidr=None,
+    )
+    with mocked_runtime("dev", extra_outputs=_pools_with_wire_names) as monitor:
+
+        def program() -> None:
+            LkeCluster("lke", args)
+
+        _sync_await(run_pulumi_func(program))
+    records = list(monitor.records)
+    cluster = only(records, "linode:index/lkeCluster:LkeCluster")
+    firewall = only(records, "linode:index/firewall:Firewall")
+    assert "tier" not in cluster.inputs and "vpcId" not in cluster.inputs
+    # firewall_id on a standard pool is ignored by LKE (#2294): attach by instance id instead.
+    assert "firewallId" not in cluster.inputs["pools"][0]
+    assert firewall.inputs["linodes"] == [5000, 5001]
+    assert not [r for r in firewall.inputs["inbounds"] if r["label"].startswith("intra-cluster-vpc")]

@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-import pulumi
 import pytest
 
 from components.connections import DataConnections, MariaDbConnection, RabbitMqConnection, RedisConnection
-from components.settings.kubernetes import KubernetesSettings
+from components.settings.kubernetes import LKE_VERSIONS, KubernetesSettings
 from components.workload_manifests import (
     CA_KEY,
     CONNECTION_SECRET,
@@ -19,7 +18,9 @@ from components.workload_manifests import (
     connection_settings,
 )
 
-PASSWORD: Any = pulumi.Output.from_input("unused-in-pure-code")
+# A plain value where the contract has an Output: pure code never reads it, and a module-level
+# Output would outlive the Pulumi runtime of the test that created it.
+PASSWORD: Any = "unused-in-pure-code"
 
 
 def sample_connections(tls: bool, nodes: int = 3) -> DataConnections:
@@ -37,12 +38,14 @@ def sample_connections(tls: bool, nodes: int = 3) -> DataConnections:
     )
 
 
-def prod_like_settings(tls_mode: str = "letsencrypt-production") -> KubernetesSettings:
+def prod_like_settings(tls_mode: str = "letsencrypt-production", tier: str = "enterprise") -> KubernetesSettings:
     tls: dict[str, Any] = {"mode": tls_mode}
     if tls_mode != "none":
         tls["acme_email"] = "ops@example.com"
     return KubernetesSettings.model_validate(
         {
+            "tier": tier,
+            "version": LKE_VERSIONS[tier][-1],
             "tls": tls,
             "workloads": [
                 {
@@ -135,6 +138,13 @@ def test_network_policies_deny_by_default_and_allow_exactly_the_data_destination
     expected = {(f"{host}/32", port) for host, port in sample_connections(True).destinations()}
     assert allowed == expected
     assert ("10.30.1.20/32", 26379) in allowed  # Sentinel port where Sentinel runs
+
+
+def test_standard_tier_egress_mirrors_the_private_network_firewall_rule_on_the_data_ports() -> None:
+    objects = render(prod_like_settings(tier="standard"))
+    (rule,) = find(objects, "NetworkPolicy", "allow-data-tier-egress")["spec"]["egress"]
+    assert rule["to"] == [{"ipBlock": {"cidr": "192.168.128.0/17"}}]
+    assert [p["port"] for p in rule["ports"]] == [3306, 5671, 6379, 26379]
 
 
 def test_only_the_ingress_controller_reaches_the_api_port() -> None:
