@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import pulumi
+import pytest
+
+from components.address_plan import plan_addresses
+from components.backup_schedule import backup_node_index
 from components.backups import BackupStorage, BackupStorageArgs, BackupWindows, BackupWindowsArgs
+from components.operations_tier import OperationsTier, build_operations_tier, role_node_counts
+from components.settings import SettingsError, StackSettings, load_settings
 from components.settings.operations import BackupSettings
-from tests.harness import is_secret, resolve, run_component
+from components.stack_config import StackSecrets
+from tests.harness import is_secret, resolve, run_component, stack_config
 
 SETTINGS = BackupSettings(bucket_region="eu-central", retention_days=30)
 
@@ -70,3 +78,96 @@ def test_backup_window_is_set_on_every_data_vm_with_a_secret_token() -> None:
     ]
     assert all(w.inputs["api_url"] == "https://api.linode.com/v4" for w in windows)
     assert all("token" in w.secret_inputs for w in windows)
+
+
+# --- the operations tier per stack: bucket, role addons, backup windows -------------------------
+
+STACKS = ("dev", "staging", "prod")
+
+
+def _settings(stack: str) -> StackSettings:
+    config, _ = stack_config(stack)
+    values = {
+        key.split(":", 1)[1]: value for key, value in config.items() if key.startswith("platform-infra:")
+    }
+    return load_settings("platform-infra", stack, values)
+
+
+def _tier(settings: StackSettings, secrets: StackSecrets | None = None) -> OperationsTier:
+    return build_operations_tier(settings, secrets or StackSecrets({}), plan_addresses(settings.network))
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_bucket_exists_where_backups_run_with_the_stacks_retention(stack: str) -> None:
+    settings = _settings(stack)
+    _, records = run_component(lambda: _tier(settings), stack=stack)
+    buckets = [r for r in records if r.type == "linode:index/objectStorageBucket:ObjectStorageBucket"]
+    if not settings.operations.backups.enabled:
+        assert buckets == []
+        return
+    [bucket] = buckets
+    assert bucket.inputs["label"] == f"platform-infra-{stack}-backups"
+    assert (
+        bucket.inputs["lifecycleRules"][0]["expiration"]["days"] == settings.operations.backups.retention_days
+    )
+    assert bucket.protect == (stack == "prod")
+
+
+@pytest.mark.parametrize("stack", ["staging", "prod"])
+def test_backup_timers_only_on_the_backup_node_and_from_config(stack: str) -> None:
+    settings = _settings(stack)
+    nodes = settings.data.mariadb.nodes
+    tier, _ = run_component(lambda: _tier(settings), stack=stack)
+    backup_node = backup_node_index(nodes)
+    docs = {i: resolve(tier.addons["mariadb"].cloud_config(i)) for i in range(nodes)}
+    assert is_secret(tier.addons["mariadb"].cloud_config(backup_node))
+    paths = {i: {f["path"] for f in doc["write_files"]} for i, doc in docs.items()}
+    assert "/etc/systemd/system/platform-backup-mariadb-full.timer" in paths[backup_node]
+    assert all("/usr/local/sbin/platform-backup" not in paths[i] for i in docs if i != backup_node)
+    full = next(f for f in docs[backup_node]["write_files"] if f["path"].endswith("mariadb-full.timer"))
+    assert f"OnCalendar={settings.operations.backups.full_schedule}" in full["content"]
+    has_incremental = any(p.endswith("mariadb-incremental.timer") for p in paths[backup_node])
+    assert has_incremental == (settings.operations.backups.incremental_schedule is not None)
+    env = next(f for f in docs[backup_node]["write_files"] if f["path"] == "/etc/platform-backup/env")
+    assert f'PLATFORM_BACKUP_PREFIX="{stack}/mariadb"' in env["content"]
+    assert 'PLATFORM_BACKUP_ACCESS_KEY="AKFAKE' in env["content"]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_exporter_ports_open_to_the_cluster_subnet_only(stack: str) -> None:
+    settings = _settings(stack)
+    tier, _ = run_component(lambda: _tier(settings), stack=stack)
+    app = str(settings.network.subnets["app"])
+    for role in ("mariadb", "redis", "rabbitmq"):
+        [rule] = tier.addons[role].inbound_rules
+        assert rule.sources == (app,) and rule.protocol == "TCP"
+        assert rule.ports.startswith("9100,")
+
+
+def test_prod_backup_window_is_w2_on_every_data_vm() -> None:
+    settings = _settings("prod")
+    settings = settings.model_copy(
+        update={"data": settings.data.model_copy(update={"backups_enabled": True})}
+    )
+    counts = role_node_counts(settings)
+    ids = {
+        role: [str(41000 + 10 * n + i) for i in range(count)]
+        for n, (role, count) in enumerate(counts.items())
+    }
+    secrets = StackSecrets({"linode:token": pulumi.Output.secret("token")})
+    _, records = run_component(lambda: _tier(settings, secrets).attach(data_instance_ids=ids), stack="prod")
+    windows = [r for r in records if r.type == "pulumi-python:dynamic:Resource"]
+    assert len(windows) == sum(counts.values())
+    assert {(w.inputs["day"], w.inputs["window"]) for w in windows} == {("Sunday", "W2")}
+    assert sorted(w.inputs["linode_id"] for w in windows) == sorted(i for v in ids.values() for i in v)
+
+
+def test_backup_window_without_the_backup_service_is_a_config_error() -> None:
+    settings = _settings("prod")
+    settings = settings.model_copy(
+        update={"data": settings.data.model_copy(update={"backups_enabled": False})}
+    )
+    secrets = StackSecrets({"linode:token": pulumi.Output.secret("token")})
+    ids = {role: ["1"] * count for role, count in role_node_counts(settings).items()}
+    with pytest.raises(SettingsError, match=r"operations.backups.linode_backup_window.*data.backups_enabled"):
+        _tier(settings, secrets).attach(data_instance_ids=ids)
