@@ -168,13 +168,16 @@ def _port_ranges(ports: Any) -> list[tuple[int, int]] | None:
     if ports is None or str(ports).strip() == "":
         return None
     ranges: list[tuple[int, int]] = []
-    for part in str(ports).split(","):
-        part = part.strip()
-        if "-" in part:
-            low, high = part.split("-", 1)
-            ranges.append((int(low), int(high)))
-        elif part:
-            ranges.append((int(part), int(part)))
+    try:
+        for part in str(ports).split(","):
+            part = part.strip()
+            if "-" in part:
+                low, high = part.split("-", 1)
+                ranges.append((int(low), int(high)))
+            elif part:
+                ranges.append((int(part), int(part)))
+    except ValueError:
+        return []  # not known yet (or refused by Linode anyway): nothing to judge
     return ranges
 
 
@@ -326,6 +329,8 @@ def check_images_pinned(view: ResourceView, ctx: StackContext) -> Iterator[str]:
         return
     for kind, container in _containers(pod):
         image = str(container.get("image") or "")
+        if image == UNKNOWN:
+            continue  # built by pulumi-docker in this update and referenced by digest
         if not image_is_pinned(image):
             yield (f"{view.name}: {kind[:-1]} {container.get('name')!r} image {image!r} is not pinned; "
                    "use an explicit version tag (not latest) or a digest")
@@ -500,12 +505,30 @@ def view_from_record(record: Any) -> ResourceView:
     )
 
 
+# pulumi-policy's markers for values `pulumi preview` cannot know yet (pulumi_policy.proxy).
+UNKNOWN = "<unknown during preview>"
+_UNKNOWN_SENTINELS = frozenset({
+    "1c4a061d-8072-4f0a-a4cb-0ff528b18fe7", "3eeb2bf0-c639-47a8-9e75-3b44932eb421",
+    "04da6b54-80e4-46f7-96ec-b56ff0331ba9", "6a19a0b0-7e62-4c92-b797-7f8e31da9cc2",
+    "030794c1-ac77-496b-92df-f27374a8bd58", "e48ece36-62e2-4504-bad9-02848725956a",
+    "dd056dcd-154b-4c76-9bd3-c8f88648b5ff",
+})
+
+
 def _plain(value: Any) -> Any:
-    """Copy pulumi-policy's read-only proxies into plain dicts and lists."""
+    """Copy pulumi-policy's proxies into plain dicts and lists, unknowns as UNKNOWN.
+
+    Reading through the proxies would raise on the first unknown value and turn every rule on
+    that resource into "can't run during preview"; the raw values let the known fields be judged.
+    """
+    if not isinstance(value, dict | list | str) and isinstance(value, Mapping | Sequence):
+        value = _raw_target(value)
     if isinstance(value, Mapping):
-        return {str(k): _plain(value[k]) for k in value}
-    if isinstance(value, Sequence) and not isinstance(value, str | bytes):
+        return {str(k): _plain(item) for k, item in value.items()}
+    if isinstance(value, list | tuple):
         return [_plain(item) for item in value]
+    if isinstance(value, str) and value in _UNKNOWN_SENTINELS:
+        return UNKNOWN
     return value
 
 
@@ -523,9 +546,9 @@ def view_from_policy(resource: Any) -> ResourceView:
 
 
 def _raw_target(props: Any) -> Any:
-    """The dict under pulumi-policy's proxies, where secret values are still marked."""
+    """The dict or list under pulumi-policy's proxies, where secret values are still marked."""
     seen = 0
-    while not isinstance(props, dict) and seen < 5:
+    while not isinstance(props, dict | list) and seen < 5:
         props = props["__target"]
         seen += 1
     return props

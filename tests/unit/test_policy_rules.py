@@ -408,6 +408,21 @@ def test_pack_passes_a_good_resource() -> None:
     assert list(_servicer(PROD).Analyze(request, None).diagnostics) == []
 
 
+def test_pack_judges_known_fields_while_other_inputs_are_unknown_during_preview() -> None:
+    unknown_string = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+    vm = proto.AnalyzeRequest(
+        type=rules.INSTANCE, name="mariadb-0", urn="urn:mariadb-0",
+        properties=_struct({"type": "g6-dedicated-4", "backupsEnabled": True, "tags": ["role:mariadb"],
+                            "firewallId": "3eeb2bf0-c639-47a8-9e75-3b44932eb421",
+                            "metadatas": [{"userData": unknown_string}]}),
+        options=proto.AnalyzerResourceOptions(protect=False))
+    diagnostics = _servicer(PROD).Analyze(vm, None).diagnostics
+    assert [d.policyName for d in diagnostics] == ["stateful-protected-in-prod"]
+    built = deployment(good_container(image=unknown_string))
+    request = proto.AnalyzeRequest(type=built.type, name="api", urn="urn:api", properties=_struct(dict(built.inputs)))
+    assert list(_servicer(PROD).Analyze(request, None).diagnostics) == []
+
+
 def test_pack_stack_policy_checks_the_budget() -> None:
     resources = [proto.AnalyzerResource(type=rules.INSTANCE, name=f"db-{i}", urn=f"urn:db-{i}",
                                         properties=_struct({"type": "g6-dedicated-16"}))
