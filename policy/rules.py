@@ -206,6 +206,18 @@ def check_firewall_drops_inbound(view: ResourceView, ctx: StackContext) -> Itera
                "it must be DROP so only the listed rules let traffic in")
 
 
+def check_instance_behind_firewall(view: ResourceView, ctx: StackContext) -> Iterator[str]:
+    if view.type != INSTANCE:
+        return
+    attached = view.inputs.get("firewallId") not in (None, "", 0) or any(
+        isinstance(interface, Mapping) and interface.get("firewallId") not in (None, "", 0)
+        for interface in view.inputs.get("linodeInterfaces") or []
+    )
+    if not attached:
+        yield (f"instance {view.name} has no firewall attached at creation; "
+               "set firewall_id so it never boots with every port open")
+
+
 def check_no_public_sensitive_port(view: ResourceView, ctx: StackContext) -> Iterator[str]:
     if view.type == FIREWALL:
         for rule in view.inputs.get("inbounds") or []:
@@ -431,6 +443,8 @@ def check_cost_within_budget(resources: Sequence[ResourceView], ctx: StackContex
 RESOURCE_RULES: tuple[ResourceRule, ...] = (
     ResourceRule("firewall-inbound-drop", "Every Linode firewall drops inbound traffic by default.",
                  check_firewall_drops_inbound),
+    ResourceRule("instance-behind-firewall", "Every Linode instance is attached to a firewall when created.",
+                 check_instance_behind_firewall),
     ResourceRule("no-public-data-or-admin-port",
                  "No data, admin or monitoring port is open to 0.0.0.0/0 or ::/0.",
                  check_no_public_sensitive_port),

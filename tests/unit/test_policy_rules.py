@@ -52,7 +52,7 @@ def data_vm(role: str = "mariadb", *, protect: bool = True, backups: bool = True
     return ResourceView(rules.INSTANCE, f"{role}-0", {
         "label": f"platform-infra-prod-{role}-0", "type": "g6-dedicated-4", "region": "eu-central",
         "backupsEnabled": backups, "tags": ["platform-infra", "env:prod", f"role:{role}"],
-        "metadatas": [{"userData": user_data}],
+        "metadatas": [{"userData": user_data}], "firewallId": 61234,
     }, protect=protect, secret_paths=frozenset({"metadatas"}) if secret_paths is None else secret_paths)
 
 
@@ -93,6 +93,18 @@ def test_firewall_accepting_inbound_by_default_is_refused() -> None:
         "firewall data-fw has inbound policy 'ACCEPT'; it must be DROP so only the listed rules let traffic in"
     ]
     assert messages("firewall-inbound-drop", firewall("DROP")) == []
+
+
+# --- instance-behind-firewall ---------------------------------------------------------------
+
+def test_instance_without_firewall_is_refused() -> None:
+    vm = data_vm("redis")
+    bare = dataclasses.replace(vm, inputs={k: v for k, v in vm.inputs.items() if k != "firewallId"})
+    assert messages("instance-behind-firewall", bare) == [
+        "instance redis-0 has no firewall attached at creation; set firewall_id so it never boots with every port open"]
+    assert messages("instance-behind-firewall", vm) == []
+    new_interfaces = dataclasses.replace(bare, inputs={**bare.inputs, "linodeInterfaces": [{"firewallId": 7}]})
+    assert messages("instance-behind-firewall", new_interfaces) == []
 
 
 # --- no-public-data-or-admin-port ------------------------------------------------------------
@@ -376,7 +388,7 @@ def test_pack_declares_every_rule_once_with_its_enforcement() -> None:
     from pulumi_policy import EnforcementLevel
 
     policies = {p.name: p.enforcement_level for p in rules.build_policies(lambda: DEV)}
-    assert len(policies) == len(rules.RESOURCE_RULES) + len(rules.STACK_RULES) == 9
+    assert len(policies) == len(rules.RESOURCE_RULES) + len(rules.STACK_RULES) == 10
     assert policies["credentials-are-secret"] == EnforcementLevel.REMEDIATE
     assert all(level == EnforcementLevel.MANDATORY for name, level in policies.items()
                if name != "credentials-are-secret")
@@ -386,7 +398,7 @@ def test_pack_reports_a_mandatory_violation_for_a_bad_resource() -> None:
     request = proto.AnalyzeRequest(
         type=rules.INSTANCE, name="mariadb-0", urn="urn:pulumi:prod::platform-infra::mariadb-0",
         properties=_struct({"type": "g6-dedicated-4", "backupsEnabled": False,
-                            "tags": ["role:mariadb"]}),
+                            "tags": ["role:mariadb"], "firewallId": 61234}),
         options=proto.AnalyzerResourceOptions(protect=False),
     )
     response = _servicer(PROD).Analyze(request, None)
@@ -402,7 +414,8 @@ def test_pack_reports_a_mandatory_violation_for_a_bad_resource() -> None:
 def test_pack_passes_a_good_resource() -> None:
     request = proto.AnalyzeRequest(
         type=rules.INSTANCE, name="mariadb-0", urn="urn:x",
-        properties=_struct({"type": "g6-dedicated-4", "backupsEnabled": True, "tags": ["role:mariadb"]}),
+        properties=_struct({"type": "g6-dedicated-4", "backupsEnabled": True, "tags": ["role:mariadb"],
+                            "firewallId": 61234}),
         options=proto.AnalyzerResourceOptions(protect=True),
     )
     assert list(_servicer(PROD).Analyze(request, None).diagnostics) == []
@@ -435,7 +448,7 @@ def test_pack_stack_policy_checks_the_budget() -> None:
 def test_pack_remediation_marks_credential_carrying_user_data_secret() -> None:
     user_data = _b64("#cloud-config\nruncmd: [echo 'masterauth hunter2' >> /etc/redis/redis.conf]\n")
     props = {"type": "g6-standard-2", "tags": ["role:redis"], "metadatas": [{"userData": user_data}],
-             "label": "redis-0"}
+             "label": "redis-0", "firewallId": 61234}
     request = proto.AnalyzeRequest(type=rules.INSTANCE, name="redis-0", urn="urn:redis-0",
                                    properties=_struct(copy.deepcopy(props)),
                                    options=proto.AnalyzerResourceOptions(protect=True))
@@ -505,7 +518,8 @@ def test_pack_process_reads_the_stack_and_its_budget_from_the_engine(running_pac
     stub, _ = running_pack
     bad_vm = proto.AnalyzeRequest(
         type=rules.INSTANCE, name="mariadb-0", urn="urn:mariadb-0",
-        properties=_struct({"type": "g6-dedicated-4", "backupsEnabled": True, "tags": ["role:mariadb"]}),
+        properties=_struct({"type": "g6-dedicated-4", "backupsEnabled": True, "tags": ["role:mariadb"],
+                            "firewallId": 61234}),
         options=proto.AnalyzerResourceOptions(protect=False))
     assert [d.policyName for d in stub.Analyze(bad_vm, timeout=20).diagnostics] == ["stateful-protected-in-prod"]
     stack = proto.AnalyzeStackRequest(resources=[proto.AnalyzerResource(
