@@ -12,6 +12,7 @@ timers. Needs only Debian packages: python3-boto3, mariadb-backup, mariadb-clien
   platform-backup verify                restore the latest chain to a scratch dir, start a
                                         throwaway mariadbd on it and CHECK every table
   platform-backup restore --target-dir  restore (download + prepare) the latest chain
+  platform-backup binlogs --target-dir  download and decompress every shipped binary log
 
 Every run writes its result as Prometheus metrics for node_exporter's textfile collector and
 exits non-zero on failure, so both systemd and the alert rules see it.
@@ -397,6 +398,24 @@ def restore(config: Config, store: Store, target: Path) -> dict[str, Any]:
     return manifest
 
 
+def fetch_binlogs(config: Config, store: Store, target: Path) -> list[str]:
+    """Every shipped binary log, decompressed into target, for point-in-time replay."""
+    target.mkdir(parents=True, exist_ok=True)
+    prefix = config.key("binlog") + "/"
+    names: list[str] = []
+    paginator = store.client.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=config.bucket, Prefix=prefix):
+        for item in page.get("Contents", []):
+            name = item["Key"][len(prefix) :].removesuffix(".zst")
+            compressed = target / f"{name}.zst"
+            store.download(item["Key"], compressed)
+            _run([*UNZSTD, "--rm", "-f", str(compressed), "-o", str(target / name)], timeout=600)
+            names.append(name)
+    if not names:
+        raise BackupError(f"no binary logs under s3://{config.bucket}/{prefix}")
+    return sorted(names)
+
+
 def _start_throwaway_server(datadir: Path, run: Path, timeout: int) -> subprocess.Popen[bytes]:
     sock = run / "verify.sock"
     argv = [
@@ -515,8 +534,8 @@ KINDS = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="platform-backup", description=__doc__.split("\n")[0])
-    parser.add_argument("command", choices=[*KINDS, "restore"])
-    parser.add_argument("--target-dir", type=Path, help="restore: where the prepared data directory goes")
+    parser.add_argument("command", choices=[*KINDS, "restore", "binlogs"])
+    parser.add_argument("--target-dir", type=Path, help="restore/binlogs: where the files go")
     args = parser.parse_args(argv)
     try:
         config = Config.from_env()
@@ -525,15 +544,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     config.state_dir.mkdir(parents=True, exist_ok=True)
     store = Store(config)
-    if args.command == "restore":
+    if args.command in ("restore", "binlogs"):
         if args.target_dir is None:
-            parser.error("restore needs --target-dir")
+            parser.error(f"{args.command} needs --target-dir")
         try:
-            manifest = restore(config, store, args.target_dir)
+            if args.command == "restore":
+                manifest = restore(config, store, args.target_dir)
+                summary: dict[str, Any] = {"chain": manifest["chain"]}
+            else:
+                summary = {"binlogs": fetch_binlogs(config, store, args.target_dir)}
         except BackupError as error:
-            print(f"platform-backup restore: FAILED: {error}", file=sys.stderr)
+            print(f"platform-backup {args.command}: FAILED: {error}", file=sys.stderr)
             return 1
-        print(json.dumps({"result": "ok", "chain": manifest["chain"], "target": str(args.target_dir)}))
+        print(json.dumps({"result": "ok", "target": str(args.target_dir), **summary}))
         return 0
     kind = KINDS[args.command]
     started = time.monotonic()
