@@ -92,6 +92,63 @@ def counts_by_type(run: ProgramRun) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
+def sizing_summary(run: ProgramRun) -> list[tuple[str, str]]:
+    """What the stack is made of, in the seeds' sizing terms: VMs per role, cluster nodes,
+    load balancers, storage; with the total vCPU and memory it pays for."""
+    rows: list[tuple[str, str]] = []
+    paid = {"vcpus": 0, "memory_gb": 0}
+
+    def pay_for(plan: str, count: int) -> None:
+        price = pricing.PLANS.get(plan)
+        if price:
+            paid["vcpus"] += price.vcpus * count
+            paid["memory_gb"] += price.memory_gb * count
+
+    views = [rules.view_from_record(record) for record in run.resources]
+    by_role: dict[str, list[rules.ResourceView]] = {}
+    for view in views:
+        if view.type == cost.INSTANCE:
+            by_role.setdefault(view.role or view.name, []).append(view)
+    for role, instances in sorted(by_role.items()):
+        plans = sorted({str(i.inputs.get("type")) for i in instances})
+        backups = sum(1 for i in instances if i.inputs.get("backupsEnabled"))
+        described = ", ".join(_plan_text(plan) for plan in plans)
+        rows.append((f"VMs {role}", f"{len(instances)} x {described}; backups {backups}/{len(instances)}"))
+        for instance in instances:
+            pay_for(str(instance.inputs.get("type")), 1)
+    for view in views:
+        if view.type != cost.LKE_CLUSTER:
+            continue
+        tier = view.inputs.get("tier") or "standard"
+        ha = (view.inputs.get("controlPlane") or {}).get("highAvailability") or tier == "enterprise"
+        for pool in view.inputs.get("pools") or []:
+            scale = pool.get("autoscaler")
+            count = f"{scale['min']:g}-{scale['max']:g}" if scale else f"{pool.get('count', 0):g}"
+            rows.append((f"LKE {tier}{' HA' if ha else ''}", f"{count} x {_plan_text(str(pool.get('type')))}"))
+            pay_for(str(pool.get("type")), int(scale["min"]) if scale else int(pool.get("count", 0)))
+    items: list[cost.CostItem] = []
+    for view in views:
+        try:
+            line = cost.estimate_resource(view)
+        except pricing.UnknownPlanError:
+            continue  # the cost section names it
+        items += list(line.items) if line else []
+    balancers = sum(i.quantity for i in items if i.price_key == pricing.NODEBALANCER.key)
+    block_gb = sum(i.quantity for i in items if i.price_key == pricing.BLOCK_STORAGE_GB.key)
+    rows += [
+        ("NodeBalancers", f"{balancers:g}"),
+        ("Block Storage", f"{block_gb:g} GB"),
+        ("Object Storage buckets", str(len(run.of_type(cost.OBJECT_STORAGE_BUCKET)))),
+        ("Compute paid for", f"{paid['vcpus']} vCPU, {paid['memory_gb']} GB RAM (cluster at its minimum size)"),
+    ]
+    return rows
+
+
+def _plan_text(plan: str) -> str:
+    price = pricing.PLANS.get(plan)
+    return f"{plan} ({price.vcpus} vCPU/{price.memory_gb} GB)" if price else plan
+
+
 def stack_budget(stack: str) -> BudgetSettings | None:
     """The stack's platform-infra:budget section, read from Pulumi.<stack>.yaml."""
     config, _ = stack_config(stack)
@@ -175,6 +232,12 @@ def render_text(reports: Sequence[StackReport], console: Console) -> None:
         for type_, count in counts_by_type(report.run).items():
             counts.add_row(str(count), type_)
         console.print(counts)
+        sizes = Table(title="Sizing", show_edge=False)
+        sizes.add_column("what")
+        sizes.add_column("size")
+        for what, size in sizing_summary(report.run):
+            sizes.add_row(what, size)
+        console.print(sizes)
         console.print(_cost_table(report))
         console.print(_budget_line(report))
         if report.evaluation.findings:
@@ -232,7 +295,9 @@ def render_markdown(reports: Sequence[StackReport]) -> str:
     for report in reports:
         lines += ["", f"### {report.stack}", ""]
         lines += [_budget_line(report).replace("[green]", "").replace("[red]", "").replace("[/]", ""), ""]
-        lines += ["<details><summary>Estimated monthly cost per resource</summary>", "",
+        lines += ["| sizing | |", "|---|---|"]
+        lines += [f"| {_md(what)} | {_md(size)} |" for what, size in sizing_summary(report.run)]
+        lines += ["", "<details><summary>Estimated monthly cost per resource</summary>", "",
                   "| resource | type | detail | USD/month |", "|---|---|---|---:|"]
         for line in report.estimate.lines if report.estimate else ():
             lines.append(f"| {_md(line.name)} | `{short_type(line.type)}` | {_md(line.detail)} | "
@@ -283,6 +348,7 @@ def report_dict(report: StackReport) -> dict[str, Any]:
         "failed": report.failed,
         "seconds": round(report.seconds, 3),
         "counts": counts_by_type(report.run),
+        "sizing": dict(sizing_summary(report.run)),
         "resources": [
             {"type": r.type, "name": r.name, "parent": r.parent, "protect": r.protect, "sizing": sizing(r),
              "monthly_usd": (line.monthly_usd if (line := report.line_for(r)) else 0.0)}

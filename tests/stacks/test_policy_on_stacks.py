@@ -74,6 +74,8 @@ def test_preview_of_all_stacks_passes_and_renders_every_format(tmp_path: Path) -
     report = json.loads(as_json.read_text())["stacks"][0]
     assert report["stack"] == "prod" and report["failed"] is False and report["cost"]["within_budget"]
     assert report["resources"] and report["counts"]
+    assert report["sizing"]["VMs bastion"].startswith("1 x g6-nanode-1 (1 vCPU/1 GB)")
+    assert set(report["sizing"]) >= {"NodeBalancers", "Block Storage", "Compute paid for"}
     assert preview.main(["--stack", "dev", "--format", "text", "--output", str(tmp_path / "dev.txt")]) == 0
     assert "within budget" in (tmp_path / "dev.txt").read_text()
 
