@@ -68,6 +68,8 @@ class Config:
     work_dir: Path
     mysql_defaults_file: str | None
     redis_conf: Path
+    redis_host: str
+    redis_port: int
     verify_timeout: int
 
     @classmethod
@@ -90,6 +92,8 @@ class Config:
             work_dir=Path(env.get("PLATFORM_BACKUP_WORK_DIR", "/var/tmp/platform-backup")),
             mysql_defaults_file=env.get("PLATFORM_BACKUP_MYSQL_DEFAULTS_FILE") or None,
             redis_conf=Path(env.get("PLATFORM_BACKUP_REDIS_CONF", "/etc/redis/redis.conf")),
+            redis_host=env.get("PLATFORM_BACKUP_REDIS_HOST", "127.0.0.1"),
+            redis_port=int(env.get("PLATFORM_BACKUP_REDIS_PORT", "6379")),
             verify_timeout=int(env.get("PLATFORM_BACKUP_VERIFY_TIMEOUT", "600")),
         )
 
@@ -503,7 +507,20 @@ def redis_snapshot(config: Config, store: Store) -> int:
                 env["REDISCLI_AUTH"] = line.split(None, 1)[1].strip().strip('"')
     config.state_dir.mkdir(parents=True, exist_ok=True)
     dump = config.state_dir / "redis-snapshot.rdb"
-    _run(["redis-cli", "--no-auth-warning", "--rdb", str(dump)], timeout=1800, env=env)
+    _run(
+        [
+            "redis-cli",
+            "-h",
+            config.redis_host,
+            "-p",
+            str(config.redis_port),
+            "--no-auth-warning",
+            "--rdb",
+            str(dump),
+        ],
+        timeout=1800,
+        env=env,
+    )
     with _pipeline(["cat", str(dump)], config.state_dir / "redis.log") as stream:
         _, size = store.upload_stream(stream, config.key("redis", f"{_timestamp()}.rdb.zst"))
     dump.unlink()

@@ -440,3 +440,49 @@ def test_report_backup_restore_and_verify_times(backed_up: BackedUp) -> None:
     for step, seconds in TIMINGS.items():
         print(f"TIMING {step}: {seconds:.2f}s")
     assert TIMINGS["mariadb-full"] > 0
+
+
+def test_redis_snapshot_uploads_a_loadable_rdb(s3_endpoint: str, tmp_path: Path) -> None:
+    """redis-snapshot authenticates with the password from redis.conf and uploads an RDB."""
+    port = _free_port()
+    conf = tmp_path / "redis.conf"
+    conf.write_text(
+        f'bind 127.0.0.1\nport {port}\ndir {tmp_path}\nrequirepass "s3cret-pass"\nsave ""\nappendonly no\n'
+    )
+    server = subprocess.Popen(
+        ["redis-server", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    cli = ["redis-cli", "-h", "127.0.0.1", "-p", str(port), "--no-auth-warning", "-a", "s3cret-pass"]
+    try:
+        _wait(
+            lambda: subprocess.run([*cli, "ping"], capture_output=True, text=True).stdout.strip() == "PONG",
+            "redis",
+        )
+        subprocess.run([*cli, "set", "session:42", "alive"], capture_output=True, timeout=10, check=True)
+        env = {
+            **os.environ,
+            "PLATFORM_BACKUP_S3_ENDPOINT": s3_endpoint,
+            "PLATFORM_BACKUP_BUCKET": BUCKET,
+            "PLATFORM_BACKUP_PREFIX": "staging/redis",
+            "PLATFORM_BACKUP_ACCESS_KEY": "test",
+            "PLATFORM_BACKUP_SECRET_KEY": "test",
+            "PLATFORM_BACKUP_STATE_DIR": str(tmp_path / "state"),
+            "PLATFORM_BACKUP_TEXTFILE_DIR": str(tmp_path / "textfile"),
+            "PLATFORM_BACKUP_REDIS_CONF": str(conf),
+            "PLATFORM_BACKUP_REDIS_HOST": "127.0.0.1",
+            "PLATFORM_BACKUP_REDIS_PORT": str(port),
+        }
+        done = _backup(env, "redis-snapshot")
+        assert done.returncode == 0, done.stderr
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    client = _s3(s3_endpoint)
+    [item] = client.list_objects_v2(Bucket=BUCKET, Prefix="staging/redis/redis/")["Contents"]
+    compressed = tmp_path / "snapshot.rdb.zst"
+    compressed.write_bytes(client.get_object(Bucket=BUCKET, Key=item["Key"])["Body"].read())
+    rdb = subprocess.run(
+        ["zstd", "-d", "-c", str(compressed)], capture_output=True, timeout=30, check=True
+    ).stdout
+    assert rdb.startswith(b"REDIS") and b"session:42" in rdb
+    assert _metrics(env, "redis")["platform_backup_last_run_success"] == 1
