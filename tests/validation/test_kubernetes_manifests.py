@@ -26,7 +26,7 @@ import yaml
 
 from components.address_plan import plan_addresses
 from components.connections import DataConnections, MariaDbConnection, RabbitMqConnection, RedisConnection
-from components.kubernetes_tier import build_kubernetes_tier
+from components.kubernetes_tier import app_source_cidrs, build_kubernetes_tier
 from components.network import Network, NetworkArgs
 from components.settings import StackSettings, load_settings
 from tests.harness import ROOT, SECRET_SIG, ResourceRecord, run_component, stack_config
@@ -295,3 +295,25 @@ def test_checkov_reports_no_failed_check_on_the_workloads(stack: str, tmp_path: 
     failed = [(f["check_id"], f["resource"]) for f in report["failed"]]
     assert failed == []
     assert report["summary"]["passed"] > 100
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_data_egress_policy_mirrors_the_sources_the_data_firewalls_admit(stack: str) -> None:
+    settings = settings_for(stack)
+    plan = plan_addresses(settings.network)
+    (policy,) = [o for o in manifests(stack) if o["metadata"]["name"] == "allow-data-tier-egress"]
+    destinations = connections_for(settings).destinations()
+    (source,) = app_source_cidrs(settings.kubernetes, plan)
+    allowed = {
+        (peer["ipBlock"]["cidr"], port["port"])
+        for rule in policy["spec"]["egress"]
+        for peer in rule["to"]
+        for port in rule["ports"]
+    }
+    if settings.kubernetes.data_path == "vpc":
+        # The firewall admits the cluster's subnet; the policy names each data VM inside the VPC.
+        assert allowed == {(f"{host}/32", port) for host, port in destinations}
+        assert source == plan.subnets["app"].cidr_str
+    else:
+        assert allowed == {(source, port) for _, port in destinations}
+        assert source == "192.168.128.0/17"
