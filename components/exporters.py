@@ -97,13 +97,22 @@ def _mysqld_exporter(address: str) -> dict[str, Any]:
     }
 
 
-# The exporter reads Redis's password from the server's own config at start, so the secret is
-# written once (by the data tier) and never copied into another file on disk.
-REDIS_EXPORTER_DROPIN = """# Managed by platform-infra (cloud-init).
+# The exporter reads Redis's password from the server's own config at each start, so the secret
+# is written once (by the data tier) and never copied into another config file.
+REDIS_PASSWORD_HELPER = "/usr/local/lib/platform/redis-exporter-env"
+REDIS_PASSWORD_SCRIPT = """#!/bin/sh
+# Managed by platform-infra (cloud-init): Redis's password for prometheus-redis-exporter.
+set -eu
+conf="${REDIS_CONF:-/etc/redis/redis.conf}"
+out="${EXPORTER_ENV:-/run/prometheus-redis-exporter.env}"
+umask 077
+password=$(awk '$1 == "requirepass" {print $2}' "$conf" | tr -d '"')
+printf 'REDIS_PASSWORD="%s"\\n' "$password" > "$out"
+if id prometheus >/dev/null 2>&1; then chown prometheus "$out"; fi
+"""
+REDIS_EXPORTER_DROPIN = f"""# Managed by platform-infra (cloud-init).
 [Service]
-ExecStartPre=+/bin/sh -c 'umask 077; awk "/^requirepass/ {gsub(/\\"/, \\"\\", \\$2); \
-print \\"REDIS_PASSWORD=\\" \\$2}" /etc/redis/redis.conf > /run/prometheus-redis-exporter.env; \
-chown prometheus /run/prometheus-redis-exporter.env'
+ExecStartPre=+{REDIS_PASSWORD_HELPER}
 EnvironmentFile=-/run/prometheus-redis-exporter.env
 """
 
@@ -117,6 +126,12 @@ def _redis_exporter(address: str) -> dict[str, Any]:
         "packages": ["prometheus-redis-exporter"],
         "write_files": [
             _defaults_file("/etc/default/prometheus-redis-exporter", args),
+            {
+                "path": REDIS_PASSWORD_HELPER,
+                "owner": "root:root",
+                "permissions": "0755",
+                "content": REDIS_PASSWORD_SCRIPT,
+            },
             {
                 "path": "/etc/systemd/system/prometheus-redis-exporter.service.d/10-password.conf",
                 "owner": "root:root",

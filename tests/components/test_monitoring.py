@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from components.alert_rules import alert_names
-from components.exporters import SCRAPE_JOBS
+from components.exporters import REDIS_PASSWORD_SCRIPT, SCRAPE_JOBS, exporters_cloud_config
 from components.logging_stack import LoggingStack, LoggingStackArgs, journal_shipping_cloud_config
 from components.monitoring import (
     CHART,
@@ -216,3 +216,54 @@ def test_alertmanager_config_passes_amtool(with_email: bool, tmp_path: Path) -> 
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "SUCCESS" in done.stdout
+
+
+# --- exporters on the data VMs -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("role", ["mariadb", "redis", "rabbitmq"])
+def test_exporter_fragment_passes_cloud_init_schema(role: str, tmp_path: Path) -> None:
+    from components.cloud_init import merge_cloud_configs, render_cloud_config
+
+    document = tmp_path / "user-data"
+    fragment = exporters_cloud_config(role, "10.30.1.11")
+    document.write_text(render_cloud_config(merge_cloud_configs({"package_update": True}, fragment)))
+    done = subprocess.run(
+        ["cloud-init", "schema", "--config-file", str(document)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_exporters_listen_on_the_vpc_address_only() -> None:
+    files = {f["path"]: f["content"] for f in exporters_cloud_config("mariadb", "10.30.1.11")["write_files"]}
+    assert "--web.listen-address=10.30.1.11:9100" in files["/etc/default/prometheus-node-exporter"]
+    assert "--web.listen-address=10.30.1.11:9104" in files["/etc/default/prometheus-mysqld-exporter"]
+    # unix_socket authentication: no database password on disk for the exporter
+    assert "prometheus@unix(/run/mysqld/mysqld.sock)/" in files["/etc/default/prometheus-mysqld-exporter"]
+    assert set(exporters_cloud_config("redis", "10.30.1.21")["packages"]) == {
+        "prometheus-node-exporter",
+        "prometheus-redis-exporter",
+    }
+
+
+def test_redis_exporter_reads_the_password_from_redis_conf(tmp_path: Path) -> None:
+    conf = tmp_path / "redis.conf"
+    conf.write_text('port 6379\nrequirepass "Zx81-secret"\n')
+    script = tmp_path / "helper.sh"
+    script.write_text(REDIS_PASSWORD_SCRIPT)
+    out = tmp_path / "exporter.env"
+    done = subprocess.run(
+        ["sh", str(script)],
+        env={"REDIS_CONF": str(conf), "EXPORTER_ENV": str(out), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert out.read_text() == 'REDIS_PASSWORD="Zx81-secret"\n'
+    assert oct(out.stat().st_mode & 0o777) == "0o600"

@@ -442,6 +442,20 @@ def test_report_backup_restore_and_verify_times(backed_up: BackedUp) -> None:
     assert TIMINGS["mariadb-full"] > 0
 
 
+def test_mysqld_exporter_grants_apply_on_mariadb(mariadb: MariaDb) -> None:
+    """The exporter's user logs in by unix_socket with read-only monitoring rights; rerunning is safe."""
+    from components.exporters import MYSQLD_EXPORTER_GRANTS
+
+    mariadb.sql(MYSQLD_EXPORTER_GRANTS)
+    mariadb.sql(MYSQLD_EXPORTER_GRANTS)  # cloud-init may run it again
+    grants = mariadb.sql("SHOW GRANTS FOR 'prometheus'@'localhost'")
+    # MariaDB 10.11 spells REPLICATION CLIENT as BINLOG MONITOR
+    assert grants.strip() == (
+        "GRANT SELECT, PROCESS, BINLOG MONITOR, SLAVE MONITOR ON *.* TO `prometheus`@`localhost` "
+        "IDENTIFIED VIA unix_socket WITH MAX_USER_CONNECTIONS 3"
+    )
+
+
 def test_redis_snapshot_uploads_a_loadable_rdb(s3_endpoint: str, tmp_path: Path) -> None:
     """redis-snapshot authenticates with the password from redis.conf and uploads an RDB."""
     port = _free_port()
