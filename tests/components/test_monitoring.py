@@ -267,3 +267,20 @@ def test_redis_exporter_reads_the_password_from_redis_conf(tmp_path: Path) -> No
     assert done.returncode == 0, done.stderr
     assert out.read_text() == 'REDIS_PASSWORD="Zx81-secret"\n'
     assert oct(out.stat().st_mode & 0o777) == "0o600"
+
+
+def test_journal_shipping_fragment_passes_cloud_init_schema(tmp_path: Path) -> None:
+    from components.cloud_init import merge_cloud_configs, render_cloud_config
+
+    fragment = journal_shipping_cloud_config("https://logs.example.com/loki/api/v1/push", "pw", "prod", "redis")
+    assert fragment["apt"]["sources"]["grafana"]["keyid"] == "B53AE77BADB630A683046005963FA27710458545"
+    document = tmp_path / "user-data"
+    document.write_text(render_cloud_config(merge_cloud_configs({"package_update": True}, fragment)))
+    done = subprocess.run(
+        ["cloud-init", "schema", "--config-file", str(document)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
