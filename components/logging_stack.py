@@ -13,6 +13,7 @@ from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
+import pulumi_random as random
 
 from components.settings.operations import LoggingSettings
 
@@ -202,6 +203,22 @@ def journal_shipping_cloud_config(push_url: str, password: str, stack: str, role
             ["systemctl", "restart", "alloy"],
         ],
     }
+
+
+class LogPushCredentials(pulumi.ComponentResource):
+    """The basic-auth password the data VMs use to push their journals (made before the VMs)."""
+
+    password: pulumi.Output[str]  # secret
+    bcrypt_hash: pulumi.Output[str]  # secret
+
+    def __init__(self, name: str, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("platform:operations:LogPushCredentials", name, None, opts)
+        generated = random.RandomPassword(
+            f"{name}-password", length=32, special=False, opts=pulumi.ResourceOptions(parent=self)
+        )
+        self.password = pulumi.Output.secret(generated.result)
+        self.bcrypt_hash = pulumi.Output.secret(generated.bcrypt_hash)
+        self.register_outputs({"password": self.password, "bcrypt_hash": self.bcrypt_hash})
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,6 @@ from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
-import pulumi_random as random
 
 from components.address_plan import AddressPlan
 from components.alert_rules import AlertTopology, HttpMetrics, alert_rule_groups
@@ -24,7 +23,12 @@ from components.backup_schedule import BackupTarget, backup_cloud_config, backup
 from components.backups import BackupStorage, BackupStorageArgs, BackupWindows, BackupWindowsArgs
 from components.cloud_init import merge_cloud_configs
 from components.exporters import DATA_ROLES, exporter_inbound_rules, exporters_cloud_config
-from components.logging_stack import LoggingStack, LoggingStackArgs, journal_shipping_cloud_config
+from components.logging_stack import (
+    LoggingStack,
+    LoggingStackArgs,
+    LogPushCredentials,
+    journal_shipping_cloud_config,
+)
 from components.monitoring import Monitoring, MonitoringArgs
 from components.role_addon import RoleAddon
 from components.settings import SettingsError, StackSettings
@@ -86,7 +90,7 @@ class OperationsTier:
     secrets: StackSecrets
     plan: AddressPlan
     backups: BackupStorage | None
-    push_password: random.RandomPassword | None
+    push_password: LogPushCredentials | None
     addons: dict[str, RoleAddon]
     backup_windows: BackupWindows | None = None
     monitoring: Monitoring | None = None
@@ -143,7 +147,7 @@ class OperationsTier:
                 LoggingStackArgs(
                     settings=ops.logging,
                     light=ops.monitoring.light,
-                    push_password=self.push_password.result if self.push_password else None,
+                    push_password=self.push_password.password if self.push_password else None,
                     push_password_hash=self.push_password.bcrypt_hash if self.push_password else None,
                     ingress_class=ingress_class,
                     cluster_issuer=cluster_issuer,
@@ -193,10 +197,10 @@ def build_operations_tier(
             access_key=storage.access_key,
             secret_key=storage.secret_key,
         )
-    push_password: random.RandomPassword | None = None
+    push_password: LogPushCredentials | None = None
     push_url: str | None = None
     if ops.logging.enabled and ops.logging.vm_push_host:
-        push_password = random.RandomPassword("log-push", length=32, special=False)
+        push_password = LogPushCredentials("log-push")
         scheme = "http" if settings.kubernetes.tls.mode == "none" else "https"
         push_url = f"{scheme}://{ops.logging.vm_push_host}/loki/api/v1/push"
 
@@ -215,7 +219,7 @@ def build_operations_tier(
                 else pulumi.Output.from_input(None)
             )
             password = (
-                pulumi.Output.from_input(push_password.result)
+                pulumi.Output.from_input(push_password.password)
                 if push_password
                 else pulumi.Output.from_input(None)
             )
