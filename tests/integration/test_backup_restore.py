@@ -500,3 +500,80 @@ def test_redis_snapshot_uploads_a_loadable_rdb(s3_endpoint: str, tmp_path: Path)
     ).stdout
     assert rdb.startswith(b"REDIS") and b"session:42" in rdb
     assert _metrics(env, "redis")["platform_backup_last_run_success"] == 1
+
+
+def test_rabbitmq_definitions_are_exported_and_uploaded(s3_endpoint: str, tmp_path: Path) -> None:
+    """rabbitmq-definitions exports users, vhosts and policies from a running node and uploads them."""
+    rabbit_bin = "/usr/lib/rabbitmq/bin"
+    home = tmp_path / "home"
+    home.mkdir()
+    cookie = home / ".erlang.cookie"
+    cookie.write_text("OPSBACKUPTESTCOOKIE")
+    cookie.chmod(0o400)
+    (tmp_path / "rabbitmq.conf").write_text(f"listeners.tcp.default = 127.0.0.1:{_free_port()}\n")
+    (tmp_path / "enabled_plugins").write_text("[].\n")
+    epmd_port = str(_free_port())
+    rabbit_env = {
+        "PATH": f"{rabbit_bin}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+        "HOME": str(home),
+        "RABBITMQ_NODENAME": "rabbit-opsbackup@localhost",
+        "RABBITMQ_CONFIG_FILE": str(tmp_path / "rabbitmq.conf"),
+        "RABBITMQ_ENABLED_PLUGINS_FILE": str(tmp_path / "enabled_plugins"),
+        "RABBITMQ_MNESIA_BASE": str(tmp_path / "mnesia"),
+        "RABBITMQ_LOG_BASE": str(tmp_path / "log"),
+        "RABBITMQ_PID_FILE": str(tmp_path / "rabbit.pid"),
+        "RABBITMQ_DIST_PORT": str(_free_port()),
+        "ERL_EPMD_PORT": epmd_port,
+        "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "+S 1:1 +A 4",
+    }
+    env = {**os.environ, **rabbit_env}
+
+    def ctl(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [f"{rabbit_bin}/rabbitmqctl", *argv],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    server = subprocess.Popen(
+        [f"{rabbit_bin}/rabbitmq-server"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        _wait(lambda: ctl("-q", "await_startup", "--timeout", "2").returncode == 0, "rabbitmq", timeout=120)
+        assert ctl("add_vhost", "orders").returncode == 0
+        assert ctl("set_policy", "-p", "orders", "qq", ".*", '{"max-length":1000}').returncode == 0
+        backup_env = {
+            **env,
+            "PLATFORM_BACKUP_S3_ENDPOINT": s3_endpoint,
+            "PLATFORM_BACKUP_BUCKET": BUCKET,
+            "PLATFORM_BACKUP_PREFIX": "staging/rabbitmq",
+            "PLATFORM_BACKUP_ACCESS_KEY": "test",
+            "PLATFORM_BACKUP_SECRET_KEY": "test",
+            "PLATFORM_BACKUP_STATE_DIR": str(tmp_path / "state"),
+            "PLATFORM_BACKUP_TEXTFILE_DIR": str(tmp_path / "textfile"),
+        }
+        done = _backup(backup_env, "rabbitmq-definitions")
+        assert done.returncode == 0, done.stderr
+    finally:
+        ctl("stop")
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        # We started this epmd on our private port; stop it and only it.
+        subprocess.run(["epmd", "-port", epmd_port, "-kill"], capture_output=True, timeout=10, check=False)
+    client = _s3(s3_endpoint)
+    [item] = client.list_objects_v2(Bucket=BUCKET, Prefix="staging/rabbitmq/rabbitmq/")["Contents"]
+    compressed = tmp_path / "definitions.json.zst"
+    compressed.write_bytes(client.get_object(Bucket=BUCKET, Key=item["Key"])["Body"].read())
+    definitions = json.loads(
+        subprocess.run(
+            ["zstd", "-d", "-c", str(compressed)], capture_output=True, timeout=30, check=True
+        ).stdout
+    )
+    assert {"name": "orders"} in [{"name": v["name"]} for v in definitions["vhosts"]]
+    assert [p["name"] for p in definitions["policies"]] == ["qq"]
+    assert _metrics(backup_env, "rabbitmq")["platform_backup_last_run_success"] == 1
