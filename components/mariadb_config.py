@@ -206,10 +206,13 @@ def render_users_sql(
     database: str,
     app_user: str,
     app_client_host: str = "%",
+    replication_client_hosts: Sequence[str] | None = None,
 ) -> str:
     """SQL run once on the node that starts the data set (node 0): root, app, replication/SST users.
 
-    Idempotent. Replicas and Galera joiners receive the result through replication/SST.
+    Idempotent. Replicas and Galera joiners receive the result through replication/SST. The
+    replication user may connect only from the nodes' own addresses (`replication_client_hosts`,
+    default: every node's address; the loopback tests pass the address their connections come from).
     """
     creds = args.credentials
     require = " REQUIRE SSL" if args.tls else ""
@@ -228,8 +231,8 @@ def render_users_sql(
         f"GRANT ALL PRIVILEGES ON `{database}`.* TO {sql_string(app_user)}@{sql_string(app_client_host)};",
     ]
     if args.topology is MariaDbTopology.PRIMARY_REPLICA:
-        for address in args.addresses:
-            user = f"{sql_string(creds.replication_user)}@{sql_string(address)}"
+        for host in replication_client_hosts or args.addresses:
+            user = f"{sql_string(creds.replication_user)}@{sql_string(host)}"
             lines += [
                 f"CREATE USER IF NOT EXISTS {user} IDENTIFIED BY {sql_string(creds.replication_password)}"
                 f"{require};",
