@@ -249,3 +249,16 @@ def test_drift_issue_is_closed_when_the_stack_is_clean_again(tmp_path: Path) -> 
     assert [name for name, _ in closed] == ["createComment", "update"]
     assert closed[1][1] == {"owner": "acme", "repo": "platform-infra", "issue_number": 8, "state": "closed"}
     assert _run_script(script, tmp_path, env=clean, issues=[]) == []
+
+
+def test_jobs_running_the_pack_build_the_virtualenv_its_manifest_names() -> None:
+    manifest = yaml.safe_load((ROOT / "policy" / "PulumiPolicy.yaml").read_text())
+    assert manifest["runtime"]["name"] == "python" and manifest["version"]
+    venv = (ROOT / "policy" / manifest["runtime"]["options"]["virtualenv"]).resolve().relative_to(ROOT)
+    for name in ("pull-request.yml", "deploy.yml"):
+        for job_id, job in _load(name)["jobs"].items():
+            uses_pack = any(s.get("with", {}).get("policyPacks") == "policy" for s in job.get("steps", []))
+            if uses_pack:
+                runs = "\n".join(s.get("run", "") for s in job["steps"])
+                assert f"python -m venv {venv} && {venv}/bin/pip install -q -r policy/requirements.txt" in runs, (
+                    f"{name}:{job_id}")
