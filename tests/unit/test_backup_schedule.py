@@ -149,3 +149,16 @@ def test_fragment_passes_cloud_init_schema(role: str, tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_linode_backup_window_settings_accept_only_two_hour_slots_with_a_day() -> None:
+    settings = BackupSettings(
+        bucket_region="eu-central", retention_days=30, linode_backup_window="W2", linode_backup_day="Sunday"
+    )
+    assert (settings.linode_backup_window, settings.linode_backup_day) == ("W2", "Sunday")
+    with pytest.raises(ValueError, match="W0, W2"):
+        BackupSettings(bucket_region="eu-central", linode_backup_window="W3", linode_backup_day="Sunday")
+    with pytest.raises(ValueError, match="set together"):
+        BackupSettings(bucket_region="eu-central", linode_backup_window="W2")
+    with pytest.raises(ValueError, match="less than or equal to 300"):
+        BackupSettings(bucket_region="eu-central", binlog_ship_interval_seconds=600)
