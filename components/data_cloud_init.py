@@ -1,0 +1,210 @@
+"""Per-role cloud-config documents (plain dicts) for the data VMs, built from the pure renderers.
+
+Order on first boot (Debian cloud-init): `write_files` (init stage) drops a `policy-rc.d` that
+keeps package maintainer scripts from starting the services with Debian's defaults; packages are
+installed; `write_files` with `defer: true` then writes the service configuration once the
+service users exist; finally `runcmd` runs the role's setup script, which removes `policy-rc.d`
+and starts the service in the right order for its topology. Other tiers adding packages to data
+VMs (RoleAddon) must therefore start their services explicitly in their own `runcmd`.
+
+Galera bootstrap (documented here and in the setup script): node 0 bootstraps a new cluster only
+when its data directory has never been part of one (no grastate.dat) and no peer answers on the
+Galera port; every other case joins. After a full outage (every node down), run on the node
+whose /var/lib/mysql/grastate.dat says `safe_to_bootstrap: 1` (or, if none does, the node with
+the highest seqno from `mariadbd --wsrep-recover`): `galera_new_cluster`, then
+`systemctl start mariadb` on the others, one at a time.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from typing import Any
+
+from components.connections import TlsFiles
+from components.mariadb_config import (
+    MariaDbNodeArgs,
+    MariaDbTopology,
+    render_client_cnf,
+    render_replica_sql,
+    render_server_cnf,
+    render_users_sql,
+)
+from components.rabbitmq_config import (
+    RabbitMqNodeArgs,
+    render_definitions,
+    render_enabled_plugins,
+    render_hosts_entries,
+    render_rabbitmq_conf,
+    render_rabbitmq_env,
+)
+from components.redis_config import RedisNodeArgs, RedisTopology, render_redis_conf, render_sentinel_conf
+
+MARIADB_TLS_FILES = TlsFiles("/etc/mysql/tls/ca.pem", "/etc/mysql/tls/server.crt", "/etc/mysql/tls/server.key")
+REDIS_TLS_FILES = TlsFiles("/etc/redis/tls/ca.pem", "/etc/redis/tls/server.crt", "/etc/redis/tls/server.key")
+RABBITMQ_TLS_FILES = TlsFiles(
+    "/etc/rabbitmq/tls/ca.pem", "/etc/rabbitmq/tls/server.crt", "/etc/rabbitmq/tls/server.key"
+)
+SETUP_DIR = "/usr/local/lib/platform"
+SECRETS_DIR = "/root/platform"
+
+
+@dataclass(frozen=True)
+class TlsMaterial:
+    """PEM text for one node: the internal CA, the node's certificate and its private key."""
+
+    ca_pem: str
+    cert_pem: str
+    key_pem: str
+
+
+def _file(path: str, content: str, permissions: str, owner: str = "root:root", defer: bool = False) -> dict[str, Any]:
+    entry: dict[str, Any] = {"path": path, "content": content, "owner": owner, "permissions": permissions}
+    if defer:
+        entry["defer"] = True
+    return entry
+
+
+def _hold_service_starts() -> dict[str, Any]:
+    # Debian's invoke-rc.d asks policy-rc.d before starting a freshly installed service: 101 = no.
+    return _file("/usr/sbin/policy-rc.d", "#!/bin/sh\n# platform-infra: first boot in progress\nexit 101\n", "0755")
+
+
+def _tls_files(files: TlsFiles, material: TlsMaterial, owner: str) -> list[dict[str, Any]]:
+    return [
+        _file(files.ca_file, material.ca_pem, "0644", owner, defer=True),
+        _file(files.cert_file, material.cert_pem, "0644", owner, defer=True),
+        _file(files.key_file, material.key_pem, "0600", owner, defer=True),
+    ]
+
+
+def _script(lines: list[str]) -> str:
+    return (
+        "#!/bin/bash\n# Rendered by platform-infra (components/data_cloud_init.py).\nset -euo pipefail\n"
+        + "\n".join(lines)
+        + "\n"
+    )
+
+
+def _wait_for_tcp(host_var: str, port: int) -> str:
+    return f'timeout 2 bash -c "</dev/tcp/${{{host_var}}}/{port}" 2>/dev/null'
+
+
+def render_mariadb_setup_script(args: MariaDbNodeArgs) -> str:
+    """First-boot setup: start MariaDB for the node's role; node 0 creates the users."""
+    users_sql = f"{SECRETS_DIR}/mariadb-users.sql"
+    replica_sql = f"{SECRETS_DIR}/mariadb-replica.sql"
+    peers = " ".join(shlex.quote(a) for i, a in enumerate(args.addresses) if i != args.index)
+    lines = [
+        "rm -f /usr/sbin/policy-rc.d",
+        f"DATADIR={shlex.quote(args.datadir)}",
+        f"INDEX={args.index}",
+        f"PEERS=({peers})",
+        "wait_for_socket() {",
+        "  for _ in $(seq 1 60); do mariadb -e 'SELECT 1' >/dev/null 2>&1 && return 0; sleep 2; done; return 1",
+        "}",
+        "systemctl stop mariadb || true",
+    ]
+    if args.topology is MariaDbTopology.GALERA:
+        lines += [
+            'peer_answers() { for peer in "${PEERS[@]}"; do '
+            + _wait_for_tcp("peer", args.galera_port)
+            + " && return 0; done; return 1; }",
+            'if [ ! -e "$DATADIR/grastate.dat" ] && [ "$INDEX" -eq 0 ] && ! peer_answers; then',
+            "  # Fresh data directory, node 0, nobody else running: this is a brand-new cluster.",
+            "  galera_new_cluster",
+            "  wait_for_socket",
+            f"  mariadb < {users_sql}",
+            "else",
+            "  # Join (SST/IST from a running member); wait for node 0 to bootstrap on first build.",
+            "  for attempt in $(seq 1 30); do systemctl start mariadb && break; sleep 10; done",
+            "fi",
+        ]
+    else:
+        lines += ["systemctl enable mariadb", "systemctl start mariadb", "wait_for_socket"]
+        if args.index == 0:
+            lines.append(f"mariadb < {users_sql}")
+        else:
+            lines.append(f"mariadb < {replica_sql}")
+    # The SQL files carry passwords and are needed once.
+    lines += ["systemctl enable mariadb", f"shred -u {users_sql} {replica_sql} 2>/dev/null || true"]
+    return _script(lines)
+
+
+def mariadb_cloud_config(
+    args: MariaDbNodeArgs, *, database: str, app_user: str, tls: TlsMaterial | None = None
+) -> dict[str, Any]:
+    """cloud-config for one MariaDB node (carries credentials: the caller keeps it secret)."""
+    if (args.tls is None) != (tls is None):
+        raise ValueError("TLS file paths and TLS material go together")
+    packages = ["mariadb-server", "mariadb-client", "mariadb-backup"]
+    if args.topology is MariaDbTopology.GALERA:
+        packages += ["galera-4", "socat"]
+    files = [
+        _hold_service_starts(),
+        _file("/etc/mysql/mariadb.conf.d/60-platform.cnf", render_server_cnf(args), "0640", "root:mysql", True),
+        _file("/root/.my.cnf", render_client_cnf(args.socket), "0600"),
+        _file(f"{SETUP_DIR}/mariadb-setup.sh", render_mariadb_setup_script(args), "0700"),
+    ]
+    if args.index == 0:
+        files.append(
+            _file(
+                f"{SECRETS_DIR}/mariadb-users.sql", render_users_sql(args, database=database, app_user=app_user), "0600"
+            )
+        )
+    elif args.topology is MariaDbTopology.PRIMARY_REPLICA:
+        files.append(_file(f"{SECRETS_DIR}/mariadb-replica.sql", render_replica_sql(args), "0600"))
+    if tls is not None and args.tls is not None:
+        files += _tls_files(args.tls, tls, "mysql:mysql")
+    return {"packages": packages, "write_files": files, "runcmd": [[f"{SETUP_DIR}/mariadb-setup.sh"]]}
+
+
+def redis_cloud_config(args: RedisNodeArgs, tls: TlsMaterial | None = None) -> dict[str, Any]:
+    """cloud-config for one Redis node (and its Sentinel with 3+ nodes)."""
+    if (args.tls is None) != (tls is None):
+        raise ValueError("TLS file paths and TLS material go together")
+    sentinel = args.topology is RedisTopology.SENTINEL
+    packages = ["redis-server", *(["redis-sentinel"] if sentinel else [])]
+    files = [
+        _hold_service_starts(),
+        # Redis forks for snapshots and replication; without overcommit a fork can fail under load.
+        _file("/etc/sysctl.d/60-redis.conf", "vm.overcommit_memory = 1\n", "0644"),
+        # Owned by redis: Sentinel failovers rewrite both files (CONFIG REWRITE).
+        _file("/etc/redis/redis.conf", render_redis_conf(args), "0640", "redis:redis", True),
+    ]
+    if sentinel:
+        files.append(_file("/etc/redis/sentinel.conf", render_sentinel_conf(args), "0640", "redis:redis", True))
+    if tls is not None and args.tls is not None:
+        files += _tls_files(args.tls, tls, "redis:redis")
+    runcmd: list[list[str]] = [
+        ["rm", "-f", "/usr/sbin/policy-rc.d"],
+        ["sysctl", "--system"],
+        ["systemctl", "enable", "redis-server"],
+        ["systemctl", "restart", "redis-server"],
+    ]
+    if sentinel:
+        runcmd += [["systemctl", "enable", "redis-sentinel"], ["systemctl", "restart", "redis-sentinel"]]
+    return {"packages": packages, "write_files": files, "runcmd": runcmd}
+
+
+def rabbitmq_cloud_config(args: RabbitMqNodeArgs, tls: TlsMaterial | None = None) -> dict[str, Any]:
+    """cloud-config for one RabbitMQ node."""
+    if (args.tls is None) != (tls is None):
+        raise ValueError("TLS file paths and TLS material go together")
+    files = [
+        _hold_service_starts(),
+        {"path": "/etc/hosts", "content": render_hosts_entries(args), "append": True},
+        _file("/etc/rabbitmq/rabbitmq.conf", render_rabbitmq_conf(args), "0640", "rabbitmq:rabbitmq", True),
+        _file("/etc/rabbitmq/rabbitmq-env.conf", render_rabbitmq_env(args), "0644", "rabbitmq:rabbitmq", True),
+        _file("/etc/rabbitmq/enabled_plugins", render_enabled_plugins(), "0644", "rabbitmq:rabbitmq", True),
+        _file(args.definitions_file, render_definitions(args), "0640", "rabbitmq:rabbitmq", True),
+        _file("/var/lib/rabbitmq/.erlang.cookie", args.credentials.erlang_cookie, "0400", "rabbitmq:rabbitmq", True),
+    ]
+    if tls is not None and args.tls is not None:
+        files += _tls_files(args.tls, tls, "rabbitmq:rabbitmq")
+    runcmd = [
+        ["rm", "-f", "/usr/sbin/policy-rc.d"],
+        ["systemctl", "enable", "rabbitmq-server"],
+        ["systemctl", "restart", "rabbitmq-server"],
+    ]
+    return {"packages": ["rabbitmq-server"], "write_files": files, "runcmd": runcmd}
