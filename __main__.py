@@ -10,6 +10,7 @@ import pulumi
 
 from components.address_plan import plan_addresses
 from components.bastion import Bastion, BastionArgs
+from components.maintenance import maintenance_cloud_config
 from components.network import Network, NetworkArgs
 from components.operations_tier import build_operations_tier
 from components.stack_config import load_stack_config
@@ -34,6 +35,8 @@ bastion = Bastion(
         admin_cidrs=settings.admin_cidr_strings,
         ssh_keys=settings.ssh_keys,
         tags=settings.tags("bastion"),
+        extra_cloud_config=maintenance_cloud_config(settings.operations.maintenance.window),
+        maintenance_policy=settings.operations.maintenance.host_maintenance_policy,
     ),
 )
 

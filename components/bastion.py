@@ -29,6 +29,7 @@ class BastionArgs:
     ssh_keys: Sequence[str]
     tags: Sequence[str]
     extra_cloud_config: Mapping[str, Any] | None = None  # e.g. the maintenance window
+    maintenance_policy: str | None = "linode/migrate"
 
 
 def bastion_cloud_config(args: BastionArgs) -> dict[str, Any]:
@@ -70,6 +71,7 @@ class Bastion(pulumi.ComponentResource):
                 firewall_id=self.firewall.firewall_id,
                 user_data=[render_cloud_config(self.cloud_config)],
                 tags=args.tags,
+                maintenance_policy=args.maintenance_policy,
             ),
             opts=child,
         )

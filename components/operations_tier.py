@@ -29,6 +29,7 @@ from components.logging_stack import (
     LogPushCredentials,
     journal_shipping_cloud_config,
 )
+from components.maintenance import maintenance_cloud_config
 from components.monitoring import Monitoring, MonitoringArgs
 from components.role_addon import RoleAddon
 from components.settings import SettingsError, StackSettings
@@ -67,7 +68,9 @@ def _role_fragment(
     push: tuple[str, str] | None,
 ) -> dict[str, Any]:
     ops = settings.operations
-    fragments: list[dict[str, Any]] = []
+    # Security upgrades and reboots inside the stack's window, staggered per node so a cluster
+    # never loses two members at once.
+    fragments: list[dict[str, Any]] = [maintenance_cloud_config(ops.maintenance.window, index)]
     if ops.monitoring.enabled:
         fragments.append(exporters_cloud_config(role, address))
     if backup is not None and index == backup_node_index(role_node_counts(settings)[role]):

@@ -40,6 +40,8 @@ class VmGroupArgs:
     disk_encryption: bool = True
     public_interface: bool = True  # egress for package updates; inbound is the firewall's call
     anti_affinity: bool = field(default=True)
+    # What Linode does to the VM during host maintenance: live-migrate it (default) or power-cycle.
+    maintenance_policy: str | None = "linode/migrate"
 
 
 class VmGroup(pulumi.ComponentResource):
@@ -115,6 +117,7 @@ class VmGroup(pulumi.ComponentResource):
                     else None
                 ),
                 private_ip=False,
+                maintenance_policy=args.maintenance_policy,
                 tags=list(args.tags),
                 opts=instance_opts,
             )
