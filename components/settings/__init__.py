@@ -72,6 +72,22 @@ class StackSettings(FoundationSettings):
         return self
 
     @model_validator(mode="after")
+    def _enterprise_cluster_fits_the_app_subnet(self) -> StackSettings:
+        # LKE Enterprise in our VPC takes the app subnet for nodes, pods and services; the API
+        # refuses anything but a /13 or /14 inside 10.0.0.0/8 (linode/manager#12551).
+        app = self.network.subnets["app"]
+        if self.kubernetes.tier == "enterprise" and (
+            app.prefixlen not in (13, 14) or not app.subnet_of(ipaddress.ip_network("10.0.0.0/8"))  # type: ignore[arg-type]
+        ):
+            raise KeyedError(
+                "network.subnets.app",
+                repr(str(app)),
+                "allowed: a /13 or /14 inside 10.0.0.0/8 when kubernetes.tier is enterprise "
+                "(the cluster joins this subnet)",
+            )
+        return self
+
+    @model_validator(mode="after")
     def _within_instance_limit(self) -> StackSettings:
         total = self.instance_count()
         if total > self.max_instances:

@@ -207,3 +207,12 @@ def test_labels_and_tags_follow_the_naming_scheme() -> None:
     settings = load("staging")
     assert settings.label("mariadb", 1) == "platform-infra-staging-mariadb-1"
     assert settings.tags("redis") == ["platform-infra", "env:staging", "role:redis"]
+
+
+def test_enterprise_cluster_needs_a_13_or_14_app_subnet() -> None:
+    net = network("prod")
+    net["subnets"]["app"] = "10.33.0.0/24"
+    assert error_of("prod", network=net) == (
+        "platform-infra:network.subnets.app: got '10.33.0.0/24'; allowed: a /13 or /14 inside 10.0.0.0/8 when "
+        "kubernetes.tier is enterprise (the cluster joins this subnet)"
+    )
