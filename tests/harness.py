@@ -136,7 +136,11 @@ def realistic_outputs(type_: str, name: str, inputs: dict[str, Any], rid: str) -
             {
                 **pool,
                 "id": int(rid) + i,
-                "nodes": [{"id": f"{rid}-{i}-0", "instance_id": int(rid) + 100 + i, "status": "ready"}],
+                # Nested values keep the engine's camelCase names (only top-level keys are translated).
+                "nodes": [
+                    {"id": f"{rid}-{i}-{k}", "instanceId": int(rid) + 100 * (i + 1) + k, "status": "ready"}
+                    for k in range(int(pool.get("count") or (pool.get("autoscaler") or {}).get("min") or 1))
+                ],
             }
             for i, pool in enumerate(inputs.get("pools", []) or [])
         ]
