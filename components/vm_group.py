@@ -39,6 +39,9 @@ class VmGroupArgs:
     protect: bool = False
     disk_encryption: bool = True
     public_interface: bool = True  # egress for package updates; inbound is the firewall's call
+    # A Linode private-network IPv4 (192.168.128.0/17): how pods on a standard-tier LKE cluster,
+    # which cannot join our VPC, reach the data VMs without the public internet.
+    private_ip: bool = False
     anti_affinity: bool = field(default=True)
     # What Linode does to the VM during host maintenance: live-migrate it (default) or power-cycle.
     maintenance_policy: str | None = "linode/migrate"
@@ -49,6 +52,7 @@ class VmGroup(pulumi.ComponentResource):
     private_addresses: list[str]
     instance_ids: pulumi.Output[list[str]]
     public_ipv4s: pulumi.Output[list[str]]
+    private_network_ipv4s: pulumi.Output[list[str]] | None
 
     def __init__(self, name: str, args: VmGroupArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("platform:compute:VmGroup", name, None, opts)
@@ -116,7 +120,7 @@ class VmGroup(pulumi.ComponentResource):
                     if self.placement_group
                     else None
                 ),
-                private_ip=False,
+                private_ip=args.private_ip,
                 maintenance_policy=args.maintenance_policy,
                 tags=list(args.tags),
                 opts=instance_opts,
@@ -126,9 +130,13 @@ class VmGroup(pulumi.ComponentResource):
         self.private_addresses = list(args.addresses)
         self.instance_ids = pulumi.Output.all(*[i.id for i in self.instances])
         self.public_ipv4s = pulumi.Output.all(*[i.ipv4s.apply(lambda ips: ips[0]) for i in self.instances])
+        self.private_network_ipv4s = (
+            pulumi.Output.all(*[i.private_ip_address for i in self.instances]) if args.private_ip else None
+        )
         self.register_outputs(
             {
                 "instance_ids": self.instance_ids,
+                "private_network_ipv4s": self.private_network_ipv4s,
                 "private_addresses": self.private_addresses,
                 "public_ipv4s": self.public_ipv4s,
             }

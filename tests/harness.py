@@ -128,6 +128,8 @@ def realistic_outputs(type_: str, name: str, inputs: dict[str, Any], rid: str) -
         out.setdefault("ipv4s", [out["ip_address"]])
         out.setdefault("ipv6", f"2a01:7e01::f03c:94ff:fe{n:02x}:1/128")
         out.setdefault("status", "running")
+        if inputs.get("privateIp"):
+            out.setdefault("privateIpAddress", f"192.168.{128 + n // 250}.{n}")
     elif type_ == "linode:index/lkeCluster:LkeCluster":
         out["kubeconfig"] = _fake_kubeconfig(inputs.get("label", name))
         out["api_endpoints"] = [f"https://{rid}.eu-central-1.linodelke.net:443"]

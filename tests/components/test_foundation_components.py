@@ -136,7 +136,8 @@ def test_rules_open_to_the_world_are_refused_unless_marked_public() -> None:
 
 def test_vm_group_places_each_node_on_its_planned_address_with_its_own_user_data() -> None:
     _, records = run_component(lambda: VmGroup("db", group_args()))
-    instances = [r for r in records if r.type == "linode:index/instance:Instance"]
+    # Registration order is the engine's, not ours: compare in node order.
+    instances = sorted((r for r in records if r.type == "linode:index/instance:Instance"), key=lambda r: r.name)
     assert [i.inputs["label"] for i in instances] == [f"platform-infra-dev-mariadb-{n}" for n in range(3)]
     for n, instance in enumerate(instances):
         vpc = next(i for i in instance.inputs["interfaces"] if i["purpose"] == "vpc")
@@ -251,3 +252,11 @@ def test_bastion_cloud_init_is_key_only_and_forwards_for_the_jump() -> None:
         "AllowUsers ops",
     ):
         assert line in sshd.splitlines()
+
+
+def test_private_network_address_only_when_asked() -> None:
+    group, records = run_component(lambda: VmGroup("db", group_args(private_ip=True)))
+    assert {r.inputs["privateIp"] for r in records if r.type == "linode:index/instance:Instance"} == {True}
+    assert group.private_network_ipv4s is not None
+    plain, _ = run_component(lambda: VmGroup("db", group_args()))
+    assert plain.private_network_ipv4s is None
