@@ -10,6 +10,8 @@ import pulumi
 
 from components.address_plan import plan_addresses
 from components.bastion import Bastion, BastionArgs
+from components.cloud_init import BaseHardening, base_cloud_config
+from components.data_tier import build_data_tier
 from components.maintenance import maintenance_cloud_config
 from components.network import Network, NetworkArgs
 from components.operations_tier import build_operations_tier
@@ -41,13 +43,24 @@ bastion = Bastion(
 )
 
 # --- data tier (issue 3) -----------------------------------------------------------------
+# Operations step 1 first: its RoleAddons (exporters, backup timers, log shipping) go onto the data VMs.
+operations = build_operations_tier(settings, secrets, plan)
+data_tier = build_data_tier(
+    settings,
+    plan,
+    network,
+    bastion_address=bastion.address,
+    base_cloud_config=base_cloud_config(BaseHardening(ssh_keys=settings.ssh_keys, hostname=settings.label("data"))),
+    addons=operations.addons,
+)
+for _name, _value in data_tier.exports().items():
+    pulumi.export(_name, _value)
 
 # --- kubernetes tier (issue 4) -----------------------------------------------------------
 
 # --- operations (issue 5) ----------------------------------------------------------------
 # Step 1 belongs before the data tier (its `addons` go to build_data_tier); step 2 (`attach`)
 # after the Kubernetes tier, with the data VMs' instance ids and the cluster's provider.
-operations = build_operations_tier(settings, secrets, plan)
 operations.attach()
 for _name, _value in operations.exports.items():
     pulumi.export(_name, _value)

@@ -6,13 +6,13 @@ import re
 
 from pydantic import Field, field_validator
 
+from components.settings.base import validate_plan
 from components.settings.common import StrictModel
 
 # Identifiers end up inside SQL statements and broker definitions: keep them to a safe alphabet
 # so they never need quoting or escaping.
 _IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 _IDENTIFIER_RULE = "a lowercase identifier: a letter, then letters, digits or '_', at most 32 characters"
-_PLAN = re.compile(r"^g[0-9]+-[a-z0-9-]+$")
 
 
 def _check_identifier(value: str) -> str:
@@ -22,9 +22,7 @@ def _check_identifier(value: str) -> str:
 
 
 def _check_plan(value: str) -> str:
-    if not _PLAN.match(value):
-        raise ValueError("a Linode plan id such as g6-standard-2 or g6-dedicated-4")
-    return value
+    return validate_plan(value)
 
 
 class MariaDbSettings(StrictModel):
@@ -64,8 +62,14 @@ class RedisSettings(StrictModel):
     @classmethod
     def _policy(cls, value: str) -> str:
         allowed = (
-            "noeviction", "allkeys-lru", "allkeys-lfu", "allkeys-random",
-            "volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl",
+            "noeviction",
+            "allkeys-lru",
+            "allkeys-lfu",
+            "allkeys-random",
+            "volatile-lru",
+            "volatile-lfu",
+            "volatile-random",
+            "volatile-ttl",
         )
         if value not in allowed:
             raise ValueError(f"one of {', '.join(allowed)}")

@@ -1,0 +1,128 @@
+"""Builds the data tier for __main__: internal CA (when TLS is on) and the three clusters."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+
+from components.address_plan import AddressPlan
+from components.connections import DataConnections
+from components.internal_ca import InternalCa, InternalCaArgs
+from components.kubernetes_tier import app_source_cidrs
+from components.mariadb import DataVmPlacement, MariaDbCluster, MariaDbClusterArgs
+from components.network import Network
+from components.rabbitmq import RabbitMqCluster, RabbitMqClusterArgs
+from components.redis import RedisCluster, RedisClusterArgs
+from components.role_addon import RoleAddon
+from components.settings import StackSettings
+
+DATA_ROLES = ("mariadb", "redis", "rabbitmq")
+
+
+@dataclass(frozen=True)
+class DataTier:
+    connections: DataConnections
+    clusters: dict[str, MariaDbCluster | RedisCluster | RabbitMqCluster]
+    ca: InternalCa | None
+
+    @property
+    def ca_certificate(self) -> pulumi.Output[str] | None:
+        return self.ca.ca_certificate_pem if self.ca else None
+
+    def instance_ids(self) -> dict[str, pulumi.Output[list[str]]]:
+        """Per data role, the Linode ids of its VMs (operations: backup windows)."""
+        return {role: cluster.vms.instance_ids for role, cluster in self.clusters.items()}
+
+    def exports(self) -> dict[str, Any]:
+        """Stack outputs: connection settings for the app tier, secret as a whole (they hold passwords)."""
+        c = self.connections
+        settings = {
+            "mariadb": {
+                "hosts": list(c.mariadb.hosts),
+                "primary_host": c.mariadb.primary_host,
+                "port": c.mariadb.port,
+                "database": c.mariadb.database,
+                "user": c.mariadb.user,
+                "password": c.mariadb.password,
+                "tls": c.mariadb.tls,
+            },
+            "redis": {
+                "hosts": list(c.redis.hosts),
+                "primary_host": c.redis.primary_host,
+                "port": c.redis.port,
+                "sentinel_port": c.redis.sentinel_port,
+                "sentinel_master": c.redis.sentinel_master,
+                "password": c.redis.password,
+                "tls": c.redis.tls,
+            },
+            "rabbitmq": {
+                "hosts": list(c.rabbitmq.hosts),
+                "port": c.rabbitmq.port,
+                "vhost": c.rabbitmq.vhost,
+                "user": c.rabbitmq.user,
+                "password": c.rabbitmq.password,
+                "tls": c.rabbitmq.tls,
+            },
+        }
+        exports: dict[str, Any] = {"data_connections": pulumi.Output.secret(settings)}
+        if c.ca_certificate is not None:
+            exports["data_ca_certificate"] = c.ca_certificate
+        return exports
+
+
+def build_data_tier(
+    settings: StackSettings,
+    plan: AddressPlan,
+    network: Network,
+    bastion_address: str,
+    base_cloud_config: Mapping[str, Any],
+    addons: Mapping[str, RoleAddon] | None = None,
+    tags: Sequence[str] = (),
+) -> DataTier:
+    data = settings.data
+    addons = addons or {}
+    unknown = set(addons) - set(DATA_ROLES)
+    if unknown:
+        raise ValueError(f"addons for unknown data roles: {sorted(unknown)}; known: {', '.join(DATA_ROLES)}")
+    ca = (
+        InternalCa("data-ca", InternalCaArgs(common_name=f"{settings.project} {settings.stack} data tier internal CA"))
+        if data.tls
+        else None
+    )
+    app_sources = app_source_cidrs(settings.kubernetes, plan)
+
+    def placement(role: str, count: int) -> DataVmPlacement:
+        return DataVmPlacement(
+            label_prefix=settings.label(role),
+            region=settings.region,
+            image=settings.image,
+            vpc_subnet_id=network.subnet_ids["data"],
+            addresses=plan.addresses(role, count),
+            app_sources=app_sources,
+            bastion_address=bastion_address,
+            base_cloud_config=base_cloud_config,
+            tags=[*settings.tags(role), *tags],
+            protect=settings.stack == "prod",
+            disk_encryption=data.disk_encryption,
+            backups_enabled=data.backups_enabled,
+            ca=ca,
+            addon=addons.get(role),
+        )
+
+    mariadb = MariaDbCluster(
+        "mariadb", MariaDbClusterArgs(settings=data.mariadb, placement=placement("mariadb", data.mariadb.nodes))
+    )
+    redis = RedisCluster("redis", RedisClusterArgs(settings=data.redis, placement=placement("redis", data.redis.nodes)))
+    rabbitmq = RabbitMqCluster(
+        "rabbitmq", RabbitMqClusterArgs(settings=data.rabbitmq, placement=placement("rabbitmq", data.rabbitmq.nodes))
+    )
+    connections = DataConnections(
+        mariadb=mariadb.connection,
+        redis=redis.connection,
+        rabbitmq=rabbitmq.connection,
+        ca_certificate=ca.ca_certificate_pem if ca else None,
+    )
+    return DataTier(connections=connections, clusters={"mariadb": mariadb, "redis": redis, "rabbitmq": rabbitmq}, ca=ca)
