@@ -207,4 +207,5 @@ def rabbitmq_cloud_config(args: RabbitMqNodeArgs, tls: TlsMaterial | None = None
         ["systemctl", "enable", "rabbitmq-server"],
         ["systemctl", "restart", "rabbitmq-server"],
     ]
-    return {"packages": ["rabbitmq-server"], "write_files": files, "runcmd": runcmd}
+    # Node names resolve through the lines appended to /etc/hosts: cloud-init must not rewrite it.
+    return {"manage_etc_hosts": False, "packages": ["rabbitmq-server"], "write_files": files, "runcmd": runcmd}
