@@ -1,0 +1,127 @@
+"""Per-role cloud-config documents of the data VMs: file placement, ownership, first-boot order."""
+
+from __future__ import annotations
+
+import subprocess
+from typing import Any
+
+import pytest
+
+from components.data_cloud_init import (
+    MARIADB_TLS_FILES,
+    RABBITMQ_TLS_FILES,
+    REDIS_TLS_FILES,
+    TlsMaterial,
+    mariadb_cloud_config,
+    rabbitmq_cloud_config,
+    redis_cloud_config,
+    render_mariadb_setup_script,
+)
+from components.mariadb_config import MariaDbCredentials, MariaDbNodeArgs
+from components.rabbitmq_config import RabbitMqCredentials, RabbitMqNodeArgs, node_names_for
+from components.redis_config import RedisNodeArgs
+
+ADDRESSES = ["10.0.1.10", "10.0.1.11", "10.0.1.12", "10.0.1.13", "10.0.1.14"]
+MATERIAL = TlsMaterial(ca_pem="CA PEM\n", cert_pem="CERT PEM\n", key_pem="KEY PEM\n")
+MARIADB_CREDS = MariaDbCredentials(root_password="rootpw", app_password="apppw", replication_password="replpw")
+
+
+def mariadb(nodes: int, index: int, tls: bool = False) -> dict[str, Any]:
+    args = MariaDbNodeArgs(
+        nodes=nodes,
+        index=index,
+        addresses=ADDRESSES[:nodes],
+        credentials=MARIADB_CREDS,
+        tls=MARIADB_TLS_FILES if tls else None,
+    )
+    return mariadb_cloud_config(args, database="app", app_user="app", tls=MATERIAL if tls else None)
+
+
+def files(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {entry["path"]: entry for entry in doc["write_files"]}
+
+
+@pytest.mark.parametrize("doc", [mariadb(1, 0), mariadb(3, 1)], ids=["standalone", "galera"])
+def test_service_start_is_held_until_the_setup_script_has_written_the_config(doc: dict[str, Any]) -> None:
+    hold = files(doc)["/usr/sbin/policy-rc.d"]
+    assert "exit 101" in hold["content"] and not hold.get("defer")
+    config = files(doc)["/etc/mysql/mariadb.conf.d/60-platform.cnf"]
+    assert config["defer"] is True and config["owner"] == "root:mysql" and config["permissions"] == "0640"
+    script = files(doc)["/usr/local/lib/platform/mariadb-setup.sh"]["content"]
+    assert script.index("rm -f /usr/sbin/policy-rc.d") < script.index("systemctl")
+    assert doc["runcmd"] == [["/usr/local/lib/platform/mariadb-setup.sh"]]
+
+
+def test_only_node_zero_carries_the_users_sql_and_only_the_replica_the_replica_sql() -> None:
+    assert "/root/platform/mariadb-users.sql" in files(mariadb(2, 0))
+    assert "/root/platform/mariadb-replica.sql" not in files(mariadb(2, 0))
+    replica = files(mariadb(2, 1))
+    assert replica["/root/platform/mariadb-replica.sql"]["permissions"] == "0600"
+    assert "/root/platform/mariadb-users.sql" not in replica
+    assert "/root/platform/mariadb-users.sql" not in files(mariadb(3, 2))
+
+
+def test_galera_packages_and_safe_bootstrap_guard() -> None:
+    doc = mariadb(3, 0)
+    assert {"galera-4", "mariadb-backup", "socat"} <= set(doc["packages"])
+    script = files(doc)["/usr/local/lib/platform/mariadb-setup.sh"]["content"]
+    guard = script.index('if [ ! -e "$DATADIR/grastate.dat" ] && [ "$INDEX" -eq 0 ] && ! peer_answers; then')
+    assert guard < script.index("galera_new_cluster")
+    assert script.count("galera_new_cluster") == 1
+    assert "PEERS=(10.0.1.11 10.0.1.12)" in script
+
+
+@pytest.mark.parametrize(("nodes", "index"), [(1, 0), (2, 0), (2, 1), (3, 0), (3, 2)])
+def test_mariadb_setup_script_is_valid_bash(nodes: int, index: int) -> None:
+    args = MariaDbNodeArgs(nodes=nodes, index=index, addresses=ADDRESSES[:nodes], credentials=MARIADB_CREDS)
+    result = subprocess.run(["bash", "-n"], input=render_mariadb_setup_script(args), text=True, capture_output=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_tls_material_lands_in_the_service_directory_with_a_private_key() -> None:
+    placed = files(mariadb(1, 0, tls=True))
+    key = placed[MARIADB_TLS_FILES.key_file]
+    assert key["content"] == "KEY PEM\n" and key["permissions"] == "0600" and key["owner"] == "mysql:mysql"
+    assert placed[MARIADB_TLS_FILES.ca_file]["content"] == "CA PEM\n"
+
+
+def test_tls_paths_without_material_are_refused() -> None:
+    args = MariaDbNodeArgs(nodes=1, index=0, addresses=ADDRESSES[:1], credentials=MARIADB_CREDS, tls=MARIADB_TLS_FILES)
+    with pytest.raises(ValueError, match="go together"):
+        mariadb_cloud_config(args, database="app", app_user="app")
+
+
+@pytest.mark.parametrize(("nodes", "sentinel"), [(1, False), (2, False), (3, True)])
+def test_redis_installs_and_starts_sentinel_only_with_three_or_more_nodes(nodes: int, sentinel: bool) -> None:
+    doc = redis_cloud_config(RedisNodeArgs(nodes=nodes, index=0, addresses=ADDRESSES[:nodes], password="pw"))
+    assert ("redis-sentinel" in doc["packages"]) is sentinel
+    assert ("/etc/redis/sentinel.conf" in files(doc)) is sentinel
+    assert (["systemctl", "restart", "redis-sentinel"] in doc["runcmd"]) is sentinel
+    # Sentinel rewrites the configs after a failover: they belong to redis.
+    assert files(doc)["/etc/redis/redis.conf"]["owner"] == "redis:redis"
+    assert "vm.overcommit_memory = 1" in files(doc)["/etc/sysctl.d/60-redis.conf"]["content"]
+    assert doc["runcmd"][0] == ["rm", "-f", "/usr/sbin/policy-rc.d"]
+
+
+def test_redis_tls_files_belong_to_redis() -> None:
+    args = RedisNodeArgs(nodes=1, index=0, addresses=ADDRESSES[:1], password="pw", tls=REDIS_TLS_FILES)
+    assert files(redis_cloud_config(args, MATERIAL))[REDIS_TLS_FILES.key_file]["owner"] == "redis:redis"
+
+
+def test_rabbitmq_node_gets_cookie_hosts_and_definitions() -> None:
+    args = RabbitMqNodeArgs(
+        index=1,
+        addresses=ADDRESSES[:3],
+        node_names=node_names_for(["mq-0", "mq-1", "mq-2"]),
+        credentials=RabbitMqCredentials(admin_password="a", app_password="b", erlang_cookie="COOKIE"),
+        tls=RABBITMQ_TLS_FILES,
+    )
+    doc = rabbitmq_cloud_config(args, MATERIAL)
+    placed = files(doc)
+    cookie = placed["/var/lib/rabbitmq/.erlang.cookie"]
+    assert cookie["content"] == "COOKIE" and cookie["permissions"] == "0400" and cookie["defer"] is True
+    assert placed["/etc/hosts"]["append"] is True
+    assert placed["/etc/hosts"]["content"] == "10.0.1.10 mq-0\n10.0.1.11 mq-1\n10.0.1.12 mq-2\n"
+    assert doc["manage_etc_hosts"] is False
+    assert "NODENAME=rabbit@mq-1" in placed["/etc/rabbitmq/rabbitmq-env.conf"]["content"]
+    assert placed[RABBITMQ_TLS_FILES.key_file]["owner"] == "rabbitmq:rabbitmq"
