@@ -1,0 +1,128 @@
+"""cloud-init's own schema check over the user data of every data VM: every stack, every topology."""
+
+from __future__ import annotations
+
+import base64
+import shutil
+import subprocess
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from components.cloud_init import BaseHardening, base_cloud_config, merge_cloud_configs, render_cloud_config
+from components.data_cloud_init import (
+    MARIADB_TLS_FILES,
+    RABBITMQ_TLS_FILES,
+    REDIS_TLS_FILES,
+    TlsMaterial,
+    mariadb_cloud_config,
+    rabbitmq_cloud_config,
+    redis_cloud_config,
+)
+from components.mariadb_config import MariaDbCredentials, MariaDbNodeArgs
+from components.rabbitmq_config import RabbitMqCredentials, RabbitMqNodeArgs, node_names_for
+from components.redis_config import RedisNodeArgs
+from tests.harness import SECRET_SIG, ProgramRun, ResourceRecord, run_program
+
+DATA_ROLES = ("mariadb", "redis", "rabbitmq")
+ADDRESSES = [f"10.0.1.{10 + i}" for i in range(5)]
+MATERIAL = TlsMaterial(
+    ca_pem="-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n",
+    cert_pem="-----BEGIN CERTIFICATE-----\nNODE\n-----END CERTIFICATE-----\n",
+    key_pem="-----BEGIN EC PRIVATE KEY-----\nKEY\n-----END EC PRIVATE KEY-----\n",
+)
+BASE = base_cloud_config(BaseHardening(ssh_keys=["ssh-ed25519 AAAAC3Nza test"], hostname="data"))
+
+
+def cloud_init() -> str:
+    path = shutil.which("cloud-init")
+    assert path, "cloud-init is a CI package (Debian: cloud-init)"
+    return path
+
+
+def assert_valid(text: str, path: Path) -> None:
+    path.write_text(text)
+    result = subprocess.run(
+        [cloud_init(), "schema", "--config-file", str(path)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0 and "Valid cloud-config" in result.stdout, (
+        f"{path.name}: {result.stdout}{result.stderr}"
+    )
+
+
+def unwrap_secret(value: Any) -> tuple[Any, bool]:
+    if isinstance(value, dict) and SECRET_SIG in value.values():
+        return value["value"], True
+    return value, False
+
+
+@cache
+def program(stack: str) -> ProgramRun:
+    return run_program(stack)
+
+
+def data_vms(run: ProgramRun) -> list[ResourceRecord]:
+    return [
+        r
+        for r in run.of_type("linode:index/instance:Instance")
+        if any(tag in (f"role:{role}" for role in DATA_ROLES) for tag in r.inputs.get("tags", []))
+    ]
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
+def test_user_data_of_every_data_vm_is_secret_and_passes_cloud_init_schema(stack: str, tmp_path: Path) -> None:
+    vms = data_vms(program(stack))
+    expected = {"dev": 3, "staging": 6, "prod": 9}[stack]
+    assert len(vms) == expected
+    for vm in vms:
+        metadatas, secret = unwrap_secret(vm.inputs["metadatas"])
+        assert secret, f"{vm.name}: user data carries credentials and must be a secret"
+        text = base64.b64decode(metadatas[0]["userData"]).decode()
+        assert text.startswith("#cloud-config\n")
+        assert_valid(text, tmp_path / f"{stack}-{vm.name}.yaml")
+
+
+def topology_documents() -> list[tuple[str, dict[str, Any]]]:
+    """Node 0 and the last node of each service at 1, 2, 3 and 5 nodes, with and without TLS."""
+    docs: list[tuple[str, dict[str, Any]]] = []
+    for nodes in (1, 2, 3, 5):
+        for index in sorted({0, nodes - 1}):
+            for tls in (False, True):
+                material = MATERIAL if tls else None
+                label = f"{nodes}-{index}-{'tls' if tls else 'plain'}"
+                args = MariaDbNodeArgs(
+                    nodes=nodes,
+                    index=index,
+                    addresses=ADDRESSES[:nodes],
+                    credentials=MariaDbCredentials("root", "app", "repl"),
+                    tls=MARIADB_TLS_FILES if tls else None,
+                )
+                docs.append(
+                    (f"mariadb-{label}", mariadb_cloud_config(args, database="app", app_user="app", tls=material))
+                )
+                redis = RedisNodeArgs(
+                    nodes=nodes,
+                    index=index,
+                    addresses=ADDRESSES[:nodes],
+                    password="pw",
+                    tls=REDIS_TLS_FILES if tls else None,
+                )
+                docs.append((f"redis-{label}", redis_cloud_config(redis, material)))
+                rabbit = RabbitMqNodeArgs(
+                    index=index,
+                    addresses=ADDRESSES[:nodes],
+                    node_names=node_names_for([f"mq-{i}" for i in range(nodes)]),
+                    credentials=RabbitMqCredentials("admin", "app", "COOKIE"),
+                    tls=RABBITMQ_TLS_FILES if tls else None,
+                )
+                docs.append((f"rabbitmq-{label}", rabbitmq_cloud_config(rabbit, material)))
+    return docs
+
+
+def test_every_topology_document_merged_with_the_base_passes_cloud_init_schema(tmp_path: Path) -> None:
+    documents = topology_documents()
+    assert len(documents) == 42
+    for name, doc in documents:
+        assert_valid(render_cloud_config(merge_cloud_configs(BASE, doc)), tmp_path / f"{name}.yaml")
