@@ -440,6 +440,18 @@ def check_cost_within_budget(resources: Sequence[ResourceView], ctx: StackContex
                f"(+{ctx.budget.allowed_overrun_eur:.2f} allowed) by {-estimate.headroom_eur:.2f} EUR")
 
 
+def check_cost_ceiling_within_budget(resources: Sequence[ResourceView], ctx: StackContext) -> Iterator[str]:
+    if ctx.budget is None:
+        return
+    try:
+        estimate = cost.estimate_stack(resources, ctx.budget)
+    except cost.pricing.UnknownPlanError:
+        return  # the mandatory budget rule reports it
+    if estimate.within_budget and estimate.max_total_eur > ctx.budget.limit_eur:
+        yield (f"stack {ctx.stack} at its autoscaling ceiling would cost {estimate.max_total_eur:.2f} EUR/month, "
+               f"over its budget of {ctx.budget.monthly_eur:.2f} EUR; cap the autoscaler or plan for it")
+
+
 RESOURCE_RULES: tuple[ResourceRule, ...] = (
     ResourceRule("firewall-inbound-drop", "Every Linode firewall drops inbound traffic by default.",
                  check_firewall_drops_inbound),
@@ -473,6 +485,9 @@ STACK_RULES: tuple[StackRule, ...] = (
     StackRule("monthly-cost-within-budget",
               "The stack's estimated monthly cost stays within its platform-infra:budget.",
               check_cost_within_budget),
+    StackRule("monthly-cost-ceiling-within-budget",
+              "At its autoscaling maximum the stack would still fit its budget (advisory).",
+              check_cost_ceiling_within_budget, enforcement="advisory"),
 )
 
 

@@ -339,6 +339,17 @@ def test_stack_over_budget_is_refused_with_the_figures() -> None:
     assert list(rules.check_cost_within_budget(views, StackContext("dev", BudgetSettings(monthly_eur=500)))) == []
 
 
+def test_autoscaling_ceiling_over_budget_is_an_advisory_finding() -> None:
+    cluster = ResourceView("linode:index/lkeCluster:LkeCluster", "lke", {
+        "pools": [{"type": "g6-standard-4", "count": 2, "autoscaler": {"min": 2, "max": 10}}]})  # $96..$480
+    ctx = StackContext("prod", BudgetSettings(monthly_eur=300))
+    result = rules.evaluate([cluster], ctx)
+    assert result.mandatory == ()
+    assert [(f.rule, f.enforcement) for f in result.findings] == [("monthly-cost-ceiling-within-budget", "advisory")]
+    assert "at its autoscaling ceiling would cost" in result.findings[0].message
+    assert rules.evaluate([cluster], StackContext("prod", BudgetSettings(monthly_eur=600))).findings == ()
+
+
 def test_stack_without_budget_or_with_unknown_plan_is_refused() -> None:
     assert list(rules.check_cost_within_budget([], StackContext("dev"))) == [
         "stack dev has no platform-infra:budget; every stack needs a monthly budget"]
@@ -388,10 +399,11 @@ def test_pack_declares_every_rule_once_with_its_enforcement() -> None:
     from pulumi_policy import EnforcementLevel
 
     policies = {p.name: p.enforcement_level for p in rules.build_policies(lambda: DEV)}
-    assert len(policies) == len(rules.RESOURCE_RULES) + len(rules.STACK_RULES) == 10
+    assert len(policies) == len(rules.RESOURCE_RULES) + len(rules.STACK_RULES) == 11
     assert policies["credentials-are-secret"] == EnforcementLevel.REMEDIATE
+    assert policies["monthly-cost-ceiling-within-budget"] == EnforcementLevel.ADVISORY
     assert all(level == EnforcementLevel.MANDATORY for name, level in policies.items()
-               if name != "credentials-are-secret")
+               if name not in ("credentials-are-secret", "monthly-cost-ceiling-within-budget"))
 
 
 def test_pack_reports_a_mandatory_violation_for_a_bad_resource() -> None:
