@@ -12,10 +12,12 @@ from components.address_plan import plan_addresses
 from components.bastion import Bastion, BastionArgs
 from components.cloud_init import BaseHardening, base_cloud_config
 from components.data_tier import build_data_tier
+from components.kubernetes_tier import build_kubernetes_tier
 from components.maintenance import maintenance_cloud_config
 from components.network import Network, NetworkArgs
 from components.operations_tier import build_operations_tier
 from components.stack_config import load_stack_config
+from components.workload_manifests import cluster_issuer_name
 
 settings, secrets = load_stack_config()
 plan = plan_addresses(settings.network)
@@ -57,11 +59,19 @@ for _name, _value in data_tier.exports().items():
     pulumi.export(_name, _value)
 
 # --- kubernetes tier (issue 4) -----------------------------------------------------------
+kubernetes = build_kubernetes_tier(settings, plan, network, data_tier.connections, settings.tags("lke"), secrets)
+pulumi.export("kubeconfig", kubernetes.kubeconfig)  # secret: admin credentials of the cluster
+pulumi.export("kubernetes_cluster_id", kubernetes.cluster.cluster_id)
+pulumi.export("app_namespace", kubernetes.namespace)
 
 # --- operations (issue 5) ----------------------------------------------------------------
-# Step 1 belongs before the data tier (its `addons` go to build_data_tier); step 2 (`attach`)
-# after the Kubernetes tier, with the data VMs' instance ids and the cluster's provider.
-operations.attach()
+# Step 2: backup windows on the data VMs, monitoring and logs in the cluster.
+operations.attach(
+    data_instance_ids=data_tier.instance_ids(),
+    kubernetes_provider=kubernetes.provider,
+    ingress_class=kubernetes.ingress_class,
+    cluster_issuer=cluster_issuer_name(settings.kubernetes),
+)
 for _name, _value in operations.exports.items():
     pulumi.export(_name, _value)
 

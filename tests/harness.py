@@ -376,3 +376,13 @@ def resolve(value: Any) -> Any:
 
 def is_secret(value: Any) -> bool:
     return _resolve(value)[1]
+
+
+SECRET_WRAPPER_KEY = "4dabf18193072939515e22adb298388d"
+
+
+def unwrap_secret(value: Any) -> tuple[Any, bool]:
+    """Record inputs keep the engine's secret wrapper; this returns (plain value, was it secret)."""
+    if isinstance(value, dict) and value.get(SECRET_WRAPPER_KEY) == SECRET_SIG:
+        return _plain(value["value"]), True
+    return value, False

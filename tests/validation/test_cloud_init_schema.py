@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.harness import unwrap_secret
 from tests.stacks.test_foundation_per_stack import instances, program
 
 CLOUD_INIT = shutil.which("cloud-init")
@@ -20,7 +21,8 @@ def test_user_data_of_every_vm_passes_cloud_init_schema(stack: str, tmp_path: Pa
     vms = instances(program(stack))
     assert vms
     for vm in vms:
-        text = base64.b64decode(vm.inputs["metadatas"][0]["userData"]).decode()
+        metadatas, _ = unwrap_secret(vm.inputs["metadatas"])
+        text = base64.b64decode(metadatas[0]["userData"]).decode()
         assert text.startswith("#cloud-config\n"), vm.name
         path = tmp_path / f"{vm.name}.yaml"
         path.write_text(text)
