@@ -15,7 +15,14 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(VENV)/bin/pip install -q -r requirements-dev.txt
 	touch $@
 
-setup: $(VENV)/.installed
+# checkov pins dependencies that clash with Pulumi's, so it gets a virtualenv of its own.
+.venv-checkov/.installed:
+	python3.11 -m venv .venv-checkov 2>/dev/null || python3 -m venv .venv-checkov
+	.venv-checkov/bin/pip install -q --upgrade pip
+	.venv-checkov/bin/pip install -q checkov==3.3.30
+	touch $@
+
+setup: $(VENV)/.installed .venv-checkov/.installed
 
 # The integration tests start the real servers. A policy-rc.d keeps Debian from starting them
 # as system services on install (the tests start their own on loopback).
