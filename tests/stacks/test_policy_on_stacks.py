@@ -85,3 +85,14 @@ def test_preview_exits_non_zero_on_a_budget_overrun(tmp_path: Path, monkeypatch:
     out = tmp_path / "preview.md"
     assert preview.main(["--stack", "dev", "--format", "markdown", "--output", str(out)]) == 1
     assert ":x: fails" in out.read_text() and "monthly-cost-within-budget" in out.read_text()
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_credentials_rule_sees_the_data_vms_passwords_and_finds_them_secret(stack: str) -> None:
+    data_vms = [v for v in views(stack) if v.type == rules.INSTANCE and v.role in rules.DATA_ROLES]
+    assert data_vms
+    for view in data_vms:
+        # The rendered cloud-config of every data VM carries a credential (server or exporter
+        # password, Erlang cookie): the rule must recognise it, and the program must keep it secret.
+        assert "metadatas[0].userData" in rules.credential_paths(view), view.name
+        assert view.is_secret("metadatas[0].userData"), view.name
