@@ -38,7 +38,11 @@ def test_every_mandatory_rule_passes_on_the_stack(stack: str) -> None:
 @pytest.mark.parametrize("stack", STACKS)
 def test_rules_are_fed_the_stack_s_real_firewalls_and_instances(stack: str) -> None:
     found = {view.type for view in views(stack)}
-    assert {rules.FIREWALL, rules.INSTANCE} <= found
+    assert {rules.FIREWALL, rules.INSTANCE, "linode:index/lkeCluster:LkeCluster", "kubernetes:apps/v1:Deployment",
+            rules.K8S_INGRESS} <= found
+    ingresses = [v for v in views(stack) if v.type == rules.K8S_INGRESS]
+    if stack != "dev":
+        assert all(v.inputs["spec"].get("tls") for v in ingresses)
     # Secretness survives the harness: at least the provider-marked root passwords or user data.
     assert all(view.secret_paths is not None for view in views(stack))
 
