@@ -262,3 +262,15 @@ def test_jobs_running_the_pack_build_the_virtualenv_its_manifest_names() -> None
                 runs = "\n".join(s.get("run", "") for s in job["steps"])
                 assert f"python -m venv {venv} && {venv}/bin/pip install -q -r policy/requirements.txt" in runs, (
                     f"{name}:{job_id}")
+
+
+def test_every_pulumi_step_targets_the_configured_backend_and_passes_the_linode_token_as_secret() -> None:
+    steps = [(name, job_id, step) for name in ("pull-request.yml", "deploy.yml", "drift.yml")
+             for job_id, step in _steps(_load(name)) if step.get("uses", "").startswith("pulumi/actions@")]
+    assert len(steps) == 4
+    for name, job_id, step in steps:
+        where = f"{name}:{job_id}"
+        assert step["with"]["cloud-url"] == "${{ vars.PULUMI_BACKEND_URL }}", where
+        config = yaml.safe_load(step["with"]["config-map"].replace("${{ secrets.LINODE_TOKEN }}", "t0ken"))
+        assert config == {"linode:token": {"value": "t0ken", "secret": True}}, where
+        assert step["with"]["stack-name"].startswith("${{ vars.PULUMI_STACK_PREFIX }}"), where
