@@ -36,10 +36,10 @@ system-packages:
 	fi
 
 preview: setup
-	$(PY) -m tools.preview --stack $(STACK)
+	$(PY) -m tools.preview --stack $(STACK) --format $(FORMAT)
 
 preview-all: setup
-	for s in dev staging prod; do $(PY) -m tools.preview --stack $$s || exit 1; done
+	$(PY) -m tools.preview --stack dev --stack staging --stack prod --format $(FORMAT)
 
 lint: setup
 	$(VENV)/bin/ruff check .

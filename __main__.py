@@ -63,6 +63,11 @@ kubernetes = build_kubernetes_tier(settings, plan, network, data_tier.connection
 pulumi.export("kubeconfig", kubernetes.kubeconfig)  # secret: admin credentials of the cluster
 pulumi.export("kubernetes_cluster_id", kubernetes.cluster.cluster_id)
 pulumi.export("app_namespace", kubernetes.namespace)
+# The address the end-to-end smoke check of a deployment calls (first workload with a host).
+_routes = [w.ingress for w in settings.kubernetes.workloads if w.ingress is not None]
+if _routes:
+    _scheme = "http" if settings.kubernetes.tls.mode == "none" else "https"
+    pulumi.export("app_url", f"{_scheme}://{_routes[0].host}{_routes[0].path}")
 
 # --- operations (issue 5) ----------------------------------------------------------------
 # Step 2: backup windows on the data VMs, monitoring and logs in the cluster.
