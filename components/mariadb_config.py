@@ -180,7 +180,10 @@ def render_server_cnf(args: MariaDbNodeArgs) -> str:
         )
         if args.tls:
             sections["sst"] = {
+                # socat TLS for the SST stream, verifying the peer's chain against the internal CA;
+                # VERIFY_CA because the SST script would otherwise match the peer's CN to its address.
                 "encrypt": "3",
+                "ssl-mode": "VERIFY_CA",
                 "tca": args.tls.ca_file,
                 "tcert": args.tls.cert_file,
                 "tkey": args.tls.key_file,

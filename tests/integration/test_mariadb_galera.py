@@ -11,6 +11,7 @@ from pathlib import Path
 import pymysql
 import pytest
 
+from components.connections import TlsFiles
 from components.mariadb_config import (
     MariaDbCredentials,
     MariaDbNodeArgs,
@@ -19,6 +20,7 @@ from components.mariadb_config import (
 )
 from tests.integration.conftest import (
     ServerProcess,
+    TestCa,
     report_measurement,
     require_binaries,
     start_process,
@@ -27,7 +29,9 @@ from tests.integration.conftest import (
 
 pytestmark = pytest.mark.integration
 
-ADDRESSES = ["127.0.3.1", "127.0.3.2", "127.0.3.3"]
+# One cluster without TLS, one with TLS from a test CA (prod's configuration), one after the other.
+ADDRESSES = {"plain": ["127.0.3.1", "127.0.3.2", "127.0.3.3"], "tls": ["127.0.3.4", "127.0.3.5", "127.0.3.6"]}
+SST_PORT_BASE = {"plain": 14444, "tls": 14454}
 CREDENTIALS = MariaDbCredentials(
     root_password="root-Secret-1", app_password="app-Secret-2", replication_password="sst-Secret-3"
 )
@@ -41,8 +45,11 @@ class MariaDbNode:
     defaults_file: Path
     directory: Path
     process: ServerProcess | None = None
+    ca_file: str | None = None
 
     def connect(self, **kwargs: object) -> pymysql.connections.Connection:
+        if self.ca_file and "ssl_disabled" not in kwargs:
+            kwargs["ssl"] = {"ca": self.ca_file, "check_hostname": True}
         return pymysql.connect(
             host=self.args.address,
             port=self.args.port,
@@ -71,12 +78,13 @@ class MariaDbNode:
         return self.admin(f"SHOW STATUS LIKE '{variable}'").split("\t")[-1]
 
 
-def node_args(index: int, directory: Path, tls: object = None) -> MariaDbNodeArgs:
+def node_args(mode: str, index: int, directory: Path, tls: TlsFiles | None) -> MariaDbNodeArgs:
     return MariaDbNodeArgs(
         nodes=3,
         index=index,
-        addresses=ADDRESSES,
+        addresses=ADDRESSES[mode],
         credentials=CREDENTIALS,
+        tls=tls,
         cluster_name="itest",
         datadir=str(directory / "data"),
         socket=str(directory / "mysqld.sock"),
@@ -84,7 +92,7 @@ def node_args(index: int, directory: Path, tls: object = None) -> MariaDbNodeArg
         tmpdir=str(directory / "tmp"),
         log_error=str(directory / "error.log"),
         # mariabackup's SST listener binds every interface: on one host each joiner needs its own port.
-        sst_port=14444 + index,
+        sst_port=SST_PORT_BASE[mode] + index,
         run_as_user="root",  # the test runs as root; the VM runs as mysql (the default)
         buffer_pool_size="32M",
         extra_options={"innodb_log_file_size": "16M", "performance_schema": "OFF"},
@@ -124,14 +132,22 @@ def wait_for_synced_cluster(nodes: list[MariaDbNode], processes: list[ServerProc
     return restarts
 
 
-@pytest.fixture(scope="module")
-def galera(tmp_path_factory: pytest.TempPathFactory, processes: list[ServerProcess]) -> Iterator[list[MariaDbNode]]:
+@pytest.fixture(scope="module", params=["plain", "tls"])
+def galera(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    processes: list[ServerProcess],
+    test_ca: TestCa,
+) -> Iterator[list[MariaDbNode]]:
+    mode: str = request.param
     require_binaries("mariadbd", "mariadb-install-db", "mariadb", "mariabackup", "socat")
     nodes: list[MariaDbNode] = []
     for index in range(3):
-        directory = tmp_path_factory.mktemp(f"galera{index}")
+        directory = tmp_path_factory.mktemp(f"galera-{mode}-{index}")
         (directory / "tmp").mkdir()
-        args = node_args(index, directory)
+        address = ADDRESSES[mode][index]
+        tls = test_ca.issue(f"galera-{index}", [address]) if mode == "tls" else None
+        args = node_args(mode, index, directory, tls)
         defaults_file = directory / "my.cnf"
         defaults_file.write_text(render_server_cnf(args))
         subprocess.run(
@@ -147,7 +163,11 @@ def galera(tmp_path_factory: pytest.TempPathFactory, processes: list[ServerProce
             capture_output=True,
             timeout=120,
         )
-        nodes.append(MariaDbNode(args=args, defaults_file=defaults_file, directory=directory))
+        nodes.append(
+            MariaDbNode(
+                args=args, defaults_file=defaults_file, directory=directory, ca_file=tls.ca_file if tls else None
+            )
+        )
 
     started = time.monotonic()
     # Node 0 bootstraps the fresh cluster (what the VM's setup script does when no peer answers).
@@ -157,9 +177,27 @@ def galera(tmp_path_factory: pytest.TempPathFactory, processes: list[ServerProce
     for node in nodes[1:]:
         start_node(node, processes, new_cluster=False)
     restarts = wait_for_synced_cluster(nodes, processes, timeout=180)
-    report_measurement("galera_joiner_restarts", restarts)
-    report_measurement("galera_form_seconds", round(time.monotonic() - started, 1))
+    report_measurement(f"galera_{mode}_joiner_restarts", restarts)
+    report_measurement(f"galera_{mode}_form_seconds", round(time.monotonic() - started, 1))
     yield nodes
+    for node in nodes:  # free the addresses before the next cluster of this module starts
+        if node.process:
+            node.process.stop()
+
+
+def test_plaintext_clients_are_refused_exactly_when_tls_is_on(galera: list[MariaDbNode]) -> None:
+    tls = galera[0].ca_file is not None
+    for node in galera:
+        if tls:
+            with pytest.raises(pymysql.err.OperationalError) as error:
+                node.connect(ssl_disabled=True)
+            assert error.value.args[0] in (3159, 1045)
+            with node.connect() as conn, conn.cursor() as cur:
+                cur.execute("SHOW STATUS LIKE 'Ssl_version'")
+                row = cur.fetchone()
+                assert row is not None and row[1].startswith("TLSv1.")
+        else:
+            node.connect(ssl_disabled=True).close()
 
 
 def test_galera_cluster_reaches_three_members(galera: list[MariaDbNode]) -> None:

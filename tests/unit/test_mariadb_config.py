@@ -93,6 +93,7 @@ def test_tls_requires_secure_transport_and_encrypts_galera_and_sst() -> None:
     assert (mysqld["ssl_ca"], mysqld["ssl_cert"], mysqld["ssl_key"]) == (TLS.ca_file, TLS.cert_file, TLS.key_file)
     assert f"socket.ssl_cert={TLS.cert_file}" in mysqld["wsrep_provider_options"]
     assert config["sst"]["encrypt"] == "3" and config["sst"]["tca"] == TLS.ca_file
+    assert config["sst"]["ssl-mode"] == "VERIFY_CA"
 
 
 def test_app_user_gets_only_database_privileges_so_read_only_binds_it() -> None:
