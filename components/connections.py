@@ -6,7 +6,9 @@ known at plan time, so the Kubernetes tier can build NetworkPolicies without wai
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 
@@ -58,6 +60,21 @@ class DataConnections:
     redis: RedisConnection
     rabbitmq: RabbitMqConnection
     ca_certificate: pulumi.Output[str] | None  # PEM of the internal CA where TLS is on
+    # The name each node answers to (its hostname, also a SAN of its TLS certificate) and the
+    # address pods dial for it: the VPC address when the cluster sits in the VPC, the node's
+    # Linode private-network address otherwise (an Output: Linode assigns it at creation).
+    # Pods resolve the names through hostAliases, so URLs and certificate checks use the same
+    # stable names on both paths.
+    node_names: Mapping[str, str] = field(default_factory=dict)  # VPC address -> name
+    dial_addresses: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)  # name -> address
+
+    def name_of(self, host: str) -> str:
+        """The name clients use for a node given by its VPC address (the address if unnamed)."""
+        return self.node_names.get(host, host)
+
+    def host_aliases(self) -> list[dict[str, Any]]:
+        """Pod `hostAliases` entries: each node name pinned to the address pods reach it at."""
+        return [{"ip": address, "hostnames": [name]} for name, address in self.dial_addresses.items()]
 
     def destinations(self) -> list[tuple[str, int]]:
         """Every (address, port) an app pod must reach: for NetworkPolicy egress."""

@@ -280,21 +280,24 @@ def connection_settings(
     data = {
         "DATABASE_URL": (
             f"mysql://{quote(db.user, safe='')}:{quote(mariadb_password, safe='')}"
-            f"@{db.primary_host}:{db.port}/{quote(db.database, safe='')}{db_params}"
+            f"@{connections.name_of(db.primary_host)}:{db.port}/{quote(db.database, safe='')}{db_params}"
         ),
     }
     redis = connections.redis
     scheme = "rediss" if redis.tls else "redis"
-    data["REDIS_URL"] = f"{scheme}://:{quote(redis_password, safe='')}@{redis.primary_host}:{redis.port}/0"
+    redis_host = connections.name_of(redis.primary_host)
+    data["REDIS_URL"] = f"{scheme}://:{quote(redis_password, safe='')}@{redis_host}:{redis.port}/0"
     if redis.sentinel_port is not None and redis.sentinel_master is not None:
         # After a failover the primary moves: Sentinel-aware clients must ask the Sentinels.
-        data["REDIS_SENTINELS"] = ",".join(f"{host}:{redis.sentinel_port}" for host in redis.hosts)
+        data["REDIS_SENTINELS"] = ",".join(
+            f"{connections.name_of(host)}:{redis.sentinel_port}" for host in redis.hosts
+        )
         data["REDIS_SENTINEL_MASTER"] = redis.sentinel_master
     mq = connections.rabbitmq
     scheme = "amqps" if mq.tls else "amqp"
     credentials = f"{quote(mq.user, safe='')}:{quote(rabbitmq_password, safe='')}"
     vhost = quote(mq.vhost, safe="")
-    urls = [f"{scheme}://{credentials}@{host}:{mq.port}/{vhost}" for host in mq.hosts]
+    urls = [f"{scheme}://{credentials}@{connections.name_of(host)}:{mq.port}/{vhost}" for host in mq.hosts]
     data["AMQP_URL"] = urls[0]
     data["AMQP_URLS"] = ",".join(urls)
     if ca_certificate is not None:
@@ -364,6 +367,7 @@ def deployment(
     image: Any,
     secret_keys: Sequence[str],
     digest_pinned: bool,
+    host_aliases: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     """A Deployment whose pods meet the Pod Security Standards `restricted` profile."""
     selector = workload_selector(workload)
@@ -438,6 +442,9 @@ def deployment(
             },
         },
     }
+    if host_aliases:
+        # The data nodes' names (URLs, certificate SANs) pinned to the addresses pods dial.
+        spec["template"]["spec"]["hostAliases"] = [dict(alias) for alias in host_aliases]
     if not workload.autoscaled:
         # With an HPA the replica count belongs to the HPA; declaring it here would fight it.
         spec["replicas"] = workload.initial_replicas
@@ -602,12 +609,13 @@ def workload_objects(
     image: Any,
     secret_keys: Sequence[str],
     digest_pinned: bool | None = None,
+    host_aliases: Sequence[Mapping[str, Any]] = (),
 ) -> list[dict[str, Any]]:
     """Everything one workload needs, in apply order."""
     pinned = image_has_digest(image) if digest_pinned is None else digest_pinned
     objects = [
         service_account(workload, namespace, ctx),
-        deployment(workload, namespace, ctx, image, secret_keys, pinned),
+        deployment(workload, namespace, ctx, image, secret_keys, pinned, host_aliases),
     ]
     if workload.port is not None:
         objects.append(service(workload, namespace, ctx))
@@ -627,6 +635,7 @@ def application_objects(
     images: Mapping[str, Any],
     secret_data: Mapping[str, Any],
     digest_pinned: Mapping[str, bool] | None = None,
+    host_aliases: Sequence[Mapping[str, Any]] = (),
 ) -> list[dict[str, Any]]:
     """Namespace, guardrails, policies, middlewares, the connection Secret and every workload."""
     ns = settings.namespace.name
@@ -639,5 +648,5 @@ def application_objects(
     objects.append(connection_secret(ns, ctx, secret_data))
     for workload in settings.workloads:
         pinned = None if digest_pinned is None else digest_pinned.get(workload.name)
-        objects += workload_objects(workload, ns, ctx, images[workload.name], secret_keys, pinned)
+        objects += workload_objects(workload, ns, ctx, images[workload.name], secret_keys, pinned, host_aliases)
     return objects

@@ -86,6 +86,7 @@ class Workloads(pulumi.ComponentResource):
             args.images,
             placeholder,
             args.digest_pinned,
+            args.connections.host_aliases(),
         )
         self.resources = []
         namespace_resource: pulumi.Resource | None = None

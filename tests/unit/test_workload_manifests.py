@@ -221,3 +221,35 @@ def test_digest_suppression_is_only_declared_for_tag_pinned_images(image: str, s
     objects = render(settings, tls=False)
     annotations = find(objects, "Deployment", "a")["metadata"]["annotations"]
     assert any(v.startswith("CKV_K8S_43=") for v in annotations.values()) is skipped
+
+
+def test_urls_use_node_names_and_pods_pin_them_to_the_dialled_addresses() -> None:
+    import dataclasses
+
+    base = sample_connections(True)
+    hosts = [*base.mariadb.hosts, *base.redis.hosts, *base.rabbitmq.hosts]
+    names = {host: f"node-{i}.data" for i, host in enumerate(hosts)}
+    dial = {name: f"192.168.140.{i + 10}" for i, name in enumerate(names.values())}
+    connections = dataclasses.replace(base, node_names=names, dial_addresses=dial)
+    data = connection_settings(connections, "db-pw", "redis-pw", "mq-pw", "PEM")
+    assert f"@{names[base.mariadb.primary_host]}:3306/" in data["DATABASE_URL"]
+    assert f"@{names[base.redis.primary_host]}:6379/" in data["REDIS_URL"]
+    assert all(host not in data["AMQP_URLS"] for host in base.rabbitmq.hosts)
+    settings = prod_like_settings(tier="standard")
+    ctx = StackContext("platform-infra", "staging", cluster_issuer=cluster_issuer_name(settings))
+    images = {w.name: w.image for w in settings.workloads}
+    objects = application_objects(
+        settings, ctx, connections.destinations(), images, data, host_aliases=connections.host_aliases()
+    )
+    for deployment in (o for o in objects if o["kind"] == "Deployment"):
+        aliases = deployment["spec"]["template"]["spec"]["hostAliases"]
+        assert {a["hostnames"][0]: a["ip"] for a in aliases} == dial
+
+
+def test_without_names_urls_use_the_addresses_and_pods_need_no_aliases() -> None:
+    connections = sample_connections(False)
+    data = connection_settings(connections, "db-pw", "redis-pw", "mq-pw", None)
+    assert f"@{connections.mariadb.primary_host}:3306/" in data["DATABASE_URL"]
+    assert connections.host_aliases() == []
+    for deployment in (o for o in render(prod_like_settings(), tls=False) if o["kind"] == "Deployment"):
+        assert "hostAliases" not in deployment["spec"]["template"]["spec"]
