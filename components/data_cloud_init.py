@@ -18,7 +18,7 @@ the highest seqno from `mariadbd --wsrep-recover`): `galera_new_cluster`, then
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from components.connections import TlsFiles
@@ -187,6 +187,38 @@ def redis_cloud_config(args: RedisNodeArgs, tls: TlsMaterial | None = None) -> d
     return {"packages": packages, "write_files": files, "runcmd": runcmd}
 
 
+JOIN_CONF = "/etc/rabbitmq/rabbitmq.conf.join"
+
+
+def render_rabbitmq_setup_script(args: RabbitMqNodeArgs) -> str:
+    """First-boot start; the seed turns joiner when any peer already answers on AMQP."""
+    peers = " ".join(shlex.quote(a) for i, a in enumerate(args.addresses) if i != args.index)
+    lines = ["rm -f /usr/sbin/policy-rc.d"]
+    if args.seeds and peers:
+        lines += [
+            f"PEERS=({peers})",
+            'for peer in "${PEERS[@]}"; do',
+            "  if " + _wait_for_tcp("peer", args.port) + "; then",
+            f"    cp {JOIN_CONF} /etc/rabbitmq/rabbitmq.conf",
+            "    break",
+            "  fi",
+            "done",
+        ]
+    if args.index > 0:
+        # Nodes join one after the other: RabbitMQ 3.10 nodes booting at the same moment can wait
+        # on each other's discovery lock for minutes. Wait (at most 15 minutes) for the previous
+        # node's AMQP port, then start anyway: the full peer list still finds any running node.
+        lines += [
+            f"PREVIOUS={shlex.quote(args.addresses[args.index - 1])}",
+            "for attempt in $(seq 1 90); do",
+            "  " + _wait_for_tcp("PREVIOUS", args.port) + " && break",
+            "  sleep 10",
+            "done",
+        ]
+    lines += ["systemctl enable rabbitmq-server", "systemctl restart rabbitmq-server"]
+    return _script(lines)
+
+
 def rabbitmq_cloud_config(args: RabbitMqNodeArgs, tls: TlsMaterial | None = None) -> dict[str, Any]:
     """cloud-config for one RabbitMQ node."""
     if (args.tls is None) != (tls is None):
@@ -202,10 +234,14 @@ def rabbitmq_cloud_config(args: RabbitMqNodeArgs, tls: TlsMaterial | None = None
     ]
     if tls is not None and args.tls is not None:
         files += _tls_files(args.tls, tls, "rabbitmq:rabbitmq")
+    if args.seeds:
+        # Node 0 seeds a fresh cluster, but must join when it is rebuilt into a running one.
+        joiner = replace(args, seed=False)
+        files.append(_file(JOIN_CONF, render_rabbitmq_conf(joiner), "0640", "rabbitmq:rabbitmq", True))
     runcmd = [
         ["rm", "-f", "/usr/sbin/policy-rc.d"],
-        ["systemctl", "enable", "rabbitmq-server"],
-        ["systemctl", "restart", "rabbitmq-server"],
+        [f"{SETUP_DIR}/rabbitmq-setup.sh"],
     ]
+    files.append(_file(f"{SETUP_DIR}/rabbitmq-setup.sh", render_rabbitmq_setup_script(args), "0700"))
     # Node names resolve through the lines appended to /etc/hosts: cloud-init must not rewrite it.
     return {"manage_etc_hosts": False, "packages": ["rabbitmq-server"], "write_files": files, "runcmd": runcmd}

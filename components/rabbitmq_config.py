@@ -53,6 +53,10 @@ class RabbitMqNodeArgs:
     disk_free_limit: str = "2GB"
     # A fresh joiner (node > 0) waits this long for node 0 before giving up on joining.
     join_retry_limit: int = 120
+    # Seed: discover only itself and so start a new cluster at once (node 0 on a fresh build).
+    # None: node 0 seeds. The VM's setup script renders node 0 as a joiner instead when a peer
+    # already runs (node 0 rebuilt into an existing cluster).
+    seed: bool | None = None
     join_retry_interval_ms: int = 2000
     memory_high_watermark: float = 0.6
 
@@ -79,6 +83,10 @@ class RabbitMqNodeArgs:
         if self.amqp_port is not None:
             return self.amqp_port
         return AMQPS_PORT if self.tls else AMQP_PORT
+
+    @property
+    def seeds(self) -> bool:
+        return self.index == 0 if self.seed is None else self.seed
 
     @property
     def dist_port(self) -> int:
@@ -121,8 +129,8 @@ def render_rabbitmq_conf(args: RabbitMqNodeArgs) -> str:
         ("distribution.listener.port_range.max", str(args.dist_port)),
         ("cluster_formation.peer_discovery_backend", "classic_config"),
         *[
-            (f"cluster_formation.classic_config.nodes.{i + 1}", args.node_name(i))
-            for i in range(args.nodes)
+            (f"cluster_formation.classic_config.nodes.{n + 1}", name)
+            for n, name in enumerate([args.node_name(args.index)] if args.seeds else args.node_names)
         ],
         *_formation_retries(args),
         # A minority side stops serving instead of diverging; quorum queues need a majority anyway.
@@ -139,13 +147,15 @@ def render_rabbitmq_conf(args: RabbitMqNodeArgs) -> str:
 
 
 def _formation_retries(args: RabbitMqNodeArgs) -> list[tuple[str, str]]:
-    """Node 0 seeds a fresh cluster; the others keep retrying to join instead of forming their own.
+    """One seed starts a fresh cluster; the others keep retrying to join it.
 
-    With every node booting at once, RabbitMQ 3.10's classic-config discovery gives up after ~5 s
-    and a node with an empty database then starts a cluster of its own. Only node 0 may do that:
-    the others retry for join_retry_limit x join_retry_interval_ms (4 minutes by default).
+    RabbitMQ 3.10's classic-config discovery with every node booting at once either lets each
+    empty node start a cluster of its own (after ~5 s of retries) or, seen on loopback, leaves two
+    nodes waiting on each other's lock for minutes. So the seed discovers only itself and starts at
+    once, and every other node lists all nodes and retries for join_retry_limit x
+    join_retry_interval_ms (4 minutes by default) until one of them runs.
     """
-    if args.index == 0:
+    if args.seeds:
         return []
     return [
         ("cluster_formation.discovery_retry_limit", str(args.join_retry_limit)),

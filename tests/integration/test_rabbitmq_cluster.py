@@ -168,9 +168,10 @@ def cluster(epmd: None, tmp_path_factory: pytest.TempPathFactory, processes: lis
     require_binaries(f"{RABBIT_BIN}/rabbitmq-server")
     nodes = make_nodes(tmp_path_factory.mktemp("rabbit"), "c", first_address=1, dist_base=35672, count=3)
     started = time.monotonic()
+    # As the VMs' setup script does: node 0 seeds, each next node starts once the previous one
+    # answers (3.10 nodes booting at the same moment can block on each other's discovery lock).
     for node in nodes:
         start_node(node, processes)
-    for node in nodes:
         await_startup(node)
     expected = {node.name for node in nodes}
     wait_until("all three nodes in one cluster", lambda: running_nodes(nodes[0]) == expected, 120, interval=1)

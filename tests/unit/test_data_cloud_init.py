@@ -124,4 +124,35 @@ def test_rabbitmq_node_gets_cookie_hosts_and_definitions() -> None:
     assert placed["/etc/hosts"]["content"] == "10.0.1.10 mq-0\n10.0.1.11 mq-1\n10.0.1.12 mq-2\n"
     assert doc["manage_etc_hosts"] is False
     assert "NODENAME=rabbit@mq-1" in placed["/etc/rabbitmq/rabbitmq-env.conf"]["content"]
+    assert "/etc/rabbitmq/rabbitmq.conf.join" not in placed  # only the seed needs a joiner variant
     assert placed[RABBITMQ_TLS_FILES.key_file]["owner"] == "rabbitmq:rabbitmq"
+
+
+def test_rabbitmq_seed_switches_to_joining_when_a_peer_already_runs() -> None:
+    args = RabbitMqNodeArgs(
+        index=0,
+        addresses=ADDRESSES[:3],
+        node_names=node_names_for(["mq-0", "mq-1", "mq-2"]),
+        credentials=RabbitMqCredentials(admin_password="a", app_password="b", erlang_cookie="COOKIE"),
+    )
+    placed = files(rabbitmq_cloud_config(args))
+    assert "classic_config.nodes.2" not in placed["/etc/rabbitmq/rabbitmq.conf"]["content"]
+    assert "classic_config.nodes.3 = rabbit@mq-2" in placed["/etc/rabbitmq/rabbitmq.conf.join"]["content"]
+    script = placed["/usr/local/lib/platform/rabbitmq-setup.sh"]["content"]
+    assert "cp /etc/rabbitmq/rabbitmq.conf.join /etc/rabbitmq/rabbitmq.conf" in script
+    assert script.index("cp /etc/rabbitmq") < script.index("systemctl restart rabbitmq-server")
+    result = subprocess.run(["bash", "-n"], input=script, text=True, capture_output=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_rabbitmq_joiners_start_after_the_previous_node_answers() -> None:
+    args = RabbitMqNodeArgs(
+        index=2,
+        addresses=ADDRESSES[:3],
+        node_names=node_names_for(["mq-0", "mq-1", "mq-2"]),
+        credentials=RabbitMqCredentials(admin_password="a", app_password="b", erlang_cookie="COOKIE"),
+    )
+    script = files(rabbitmq_cloud_config(args))["/usr/local/lib/platform/rabbitmq-setup.sh"]["content"]
+    assert "PREVIOUS=10.0.1.11" in script and "/dev/tcp/${PREVIOUS}/5672" in script
+    assert script.index("PREVIOUS=") < script.index("systemctl restart rabbitmq-server")
+    assert subprocess.run(["bash", "-n"], input=script, text=True).returncode == 0

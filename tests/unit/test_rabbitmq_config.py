@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 
@@ -45,12 +46,22 @@ def test_every_listener_is_bound_to_the_vpc_address() -> None:
     assert settings["distribution.listener.interface"] == "10.0.1.31"
 
 
-def test_peer_discovery_lists_every_node_name_from_the_labels() -> None:
-    settings = conf(node(0))
+def test_joiners_discover_every_node_name_from_the_labels() -> None:
+    settings = conf(node(1))
     assert settings["cluster_formation.peer_discovery_backend"] == "classic_config"
     listed = [settings[f"cluster_formation.classic_config.nodes.{i}"] for i in (1, 2, 3)]
     assert listed == [f"rabbit@{label}" for label in LABELS]
     assert settings["cluster_partition_handling"] == "pause_minority"
+
+
+def test_the_seed_discovers_only_itself_unless_told_to_join() -> None:
+    seed = conf(node(0))
+    assert [k for k in seed if k.startswith("cluster_formation.classic_config.nodes.")] == [
+        "cluster_formation.classic_config.nodes.1"
+    ]
+    assert seed["cluster_formation.classic_config.nodes.1"] == "rabbit@p-prod-rabbitmq-0"
+    joining = conf(dataclasses.replace(node(0), seed=False))
+    assert joining["cluster_formation.classic_config.nodes.3"] == "rabbit@p-prod-rabbitmq-2"
 
 
 def test_only_node_zero_may_seed_a_fresh_cluster() -> None:
