@@ -90,7 +90,25 @@ def _wait_for_tcp(host_var: str, port: int) -> str:
     return f'timeout 2 bash -c "</dev/tcp/${{{host_var}}}/{port}" 2>/dev/null'
 
 
-def render_mariadb_setup_script(args: MariaDbNodeArgs) -> str:
+# The node's Linode private-network address (192.168.128.0/17), present only when the VM asked
+# for one: how pods of a standard-tier LKE cluster (outside the VPC) reach the data VMs.
+PRIVATE_IPV4_FUNCTION = (
+    "private_ipv4() { ip -4 -o addr show scope global | awk '{split($4, a, \"/\"); print a[1]}'"
+    " | grep -E '^192[.]168[.](12[89]|1[3-9][0-9]|2[0-5][0-9])[.]' | head -n 1; }"
+)
+
+
+def _private_network_lines() -> list[str]:
+    return [
+        PRIVATE_IPV4_FUNCTION,
+        'PRIVATE="$(private_ipv4 || true)"',
+        'if [ -z "$PRIVATE" ]; then',
+        '  echo "no private-network IPv4 on this VM: clients outside the VPC cannot connect" >&2',
+        "fi",
+    ]
+
+
+def render_mariadb_setup_script(args: MariaDbNodeArgs, private_network: bool = False) -> str:
     """First-boot setup: start MariaDB for the node's role; node 0 creates the users."""
     users_sql = f"{SECRETS_DIR}/mariadb-users.sql"
     replica_sql = f"{SECRETS_DIR}/mariadb-replica.sql"
@@ -105,6 +123,15 @@ def render_mariadb_setup_script(args: MariaDbNodeArgs) -> str:
         "}",
         "systemctl stop mariadb || true",
     ]
+    if private_network:
+        # Also listen on the private-network address, known only on the VM.
+        lines += [
+            *_private_network_lines(),
+            'if [ -n "$PRIVATE" ]; then',
+            f"  printf '[mysqld]\\nbind-address = %s,%s\\n' {shlex.quote(args.address)} \"$PRIVATE\" \\",
+            "    > /etc/mysql/mariadb.conf.d/61-platform-private-network.cnf",
+            "fi",
+        ]
     if args.topology is MariaDbTopology.GALERA:
         lines += [
             'peer_answers() { for peer in "${PEERS[@]}"; do '
@@ -132,7 +159,12 @@ def render_mariadb_setup_script(args: MariaDbNodeArgs) -> str:
 
 
 def mariadb_cloud_config(
-    args: MariaDbNodeArgs, *, database: str, app_user: str, tls: TlsMaterial | None = None
+    args: MariaDbNodeArgs,
+    *,
+    database: str,
+    app_user: str,
+    tls: TlsMaterial | None = None,
+    private_network: bool = False,
 ) -> dict[str, Any]:
     """cloud-config for one MariaDB node (carries credentials: the caller keeps it secret)."""
     if (args.tls is None) != (tls is None):
@@ -144,7 +176,7 @@ def mariadb_cloud_config(
         _hold_service_starts(),
         _file("/etc/mysql/mariadb.conf.d/60-platform.cnf", render_server_cnf(args), "0640", "root:mysql", True),
         _file("/root/.my.cnf", render_client_cnf(args.socket), "0600"),
-        _file(f"{SETUP_DIR}/mariadb-setup.sh", render_mariadb_setup_script(args), "0700"),
+        _file(f"{SETUP_DIR}/mariadb-setup.sh", render_mariadb_setup_script(args, private_network), "0700"),
     ]
     if args.index == 0:
         files.append(
@@ -159,7 +191,27 @@ def mariadb_cloud_config(
     return {"packages": packages, "write_files": files, "runcmd": [[f"{SETUP_DIR}/mariadb-setup.sh"]]}
 
 
-def redis_cloud_config(args: RedisNodeArgs, tls: TlsMaterial | None = None) -> dict[str, Any]:
+def render_redis_setup_script(args: RedisNodeArgs, private_network: bool = False) -> str:
+    """First-boot start of Redis (and Sentinel with 3+ nodes)."""
+    sentinel = args.topology is RedisTopology.SENTINEL
+    lines = ["rm -f /usr/sbin/policy-rc.d", "sysctl --system >/dev/null"]
+    if private_network:
+        configs = "/etc/redis/redis.conf" + (" /etc/redis/sentinel.conf" if sentinel else "")
+        lines += [
+            *_private_network_lines(),
+            'if [ -n "$PRIVATE" ]; then',
+            f'  sed -i "s/^bind .*/bind {args.address} $PRIVATE/" {configs}',
+            "fi",
+        ]
+    lines += ["systemctl enable redis-server", "systemctl restart redis-server"]
+    if sentinel:
+        lines += ["systemctl enable redis-sentinel", "systemctl restart redis-sentinel"]
+    return _script(lines)
+
+
+def redis_cloud_config(
+    args: RedisNodeArgs, tls: TlsMaterial | None = None, private_network: bool = False
+) -> dict[str, Any]:
     """cloud-config for one Redis node (and its Sentinel with 3+ nodes)."""
     if (args.tls is None) != (tls is None):
         raise ValueError("TLS file paths and TLS material go together")
@@ -176,21 +228,15 @@ def redis_cloud_config(args: RedisNodeArgs, tls: TlsMaterial | None = None) -> d
         files.append(_file("/etc/redis/sentinel.conf", render_sentinel_conf(args), "0640", "redis:redis", True))
     if tls is not None and args.tls is not None:
         files += _tls_files(args.tls, tls, "redis:redis")
-    runcmd: list[list[str]] = [
-        ["rm", "-f", "/usr/sbin/policy-rc.d"],
-        ["sysctl", "--system"],
-        ["systemctl", "enable", "redis-server"],
-        ["systemctl", "restart", "redis-server"],
-    ]
-    if sentinel:
-        runcmd += [["systemctl", "enable", "redis-sentinel"], ["systemctl", "restart", "redis-sentinel"]]
+    files.append(_file(f"{SETUP_DIR}/redis-setup.sh", render_redis_setup_script(args, private_network), "0700"))
+    runcmd = [[f"{SETUP_DIR}/redis-setup.sh"]]
     return {"packages": packages, "write_files": files, "runcmd": runcmd}
 
 
 JOIN_CONF = "/etc/rabbitmq/rabbitmq.conf.join"
 
 
-def render_rabbitmq_setup_script(args: RabbitMqNodeArgs) -> str:
+def render_rabbitmq_setup_script(args: RabbitMqNodeArgs, private_network: bool = False) -> str:
     """First-boot start; the seed turns joiner when any peer already answers on AMQP."""
     peers = " ".join(shlex.quote(a) for i, a in enumerate(args.addresses) if i != args.index)
     lines = ["rm -f /usr/sbin/policy-rc.d"]
@@ -203,6 +249,14 @@ def render_rabbitmq_setup_script(args: RabbitMqNodeArgs) -> str:
             "    break",
             "  fi",
             "done",
+        ]
+    if private_network:
+        listener = "listeners.ssl.private" if args.tls else "listeners.tcp.private"
+        lines += [
+            *_private_network_lines(),
+            'if [ -n "$PRIVATE" ]; then',
+            f'  echo "{listener} = $PRIVATE:{args.port}" >> /etc/rabbitmq/rabbitmq.conf',
+            "fi",
         ]
     if args.index > 0:
         # Nodes join one after the other: RabbitMQ 3.10 nodes booting at the same moment can wait
@@ -219,7 +273,9 @@ def render_rabbitmq_setup_script(args: RabbitMqNodeArgs) -> str:
     return _script(lines)
 
 
-def rabbitmq_cloud_config(args: RabbitMqNodeArgs, tls: TlsMaterial | None = None) -> dict[str, Any]:
+def rabbitmq_cloud_config(
+    args: RabbitMqNodeArgs, tls: TlsMaterial | None = None, private_network: bool = False
+) -> dict[str, Any]:
     """cloud-config for one RabbitMQ node."""
     if (args.tls is None) != (tls is None):
         raise ValueError("TLS file paths and TLS material go together")
@@ -242,6 +298,6 @@ def rabbitmq_cloud_config(args: RabbitMqNodeArgs, tls: TlsMaterial | None = None
         ["rm", "-f", "/usr/sbin/policy-rc.d"],
         [f"{SETUP_DIR}/rabbitmq-setup.sh"],
     ]
-    files.append(_file(f"{SETUP_DIR}/rabbitmq-setup.sh", render_rabbitmq_setup_script(args), "0700"))
+    files.append(_file(f"{SETUP_DIR}/rabbitmq-setup.sh", render_rabbitmq_setup_script(args, private_network), "0700"))
     # Node names resolve through the lines appended to /etc/hosts: cloud-init must not rewrite it.
     return {"manage_etc_hosts": False, "packages": ["rabbitmq-server"], "write_files": files, "runcmd": runcmd}

@@ -110,6 +110,7 @@ def build_data_tier(
             backups_enabled=data.backups_enabled,
             ca=ca,
             addon=addons.get(role),
+            private_network=settings.kubernetes.data_path == "private-network",
         )
 
     mariadb = MariaDbCluster(
@@ -124,5 +125,8 @@ def build_data_tier(
         redis=redis.connection,
         rabbitmq=rabbitmq.connection,
         ca_certificate=ca.ca_certificate_pem if ca else None,
+        # Clients use each node's name (hostname, certificate SAN); pods pin it to dial_addresses.
+        node_names={**mariadb.node_names, **redis.node_names, **rabbitmq.hostnames},
+        dial_addresses={**mariadb.dial_addresses, **redis.dial_addresses, **rabbitmq.dial_addresses},
     )
     return DataTier(connections=connections, clusters={"mariadb": mariadb, "redis": redis, "rabbitmq": rabbitmq}, ca=ca)

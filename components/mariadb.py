@@ -49,6 +49,9 @@ class DataVmPlacement:
     backups_enabled: bool
     ca: InternalCa | None = None  # TLS on when set
     addon: RoleAddon | None = None
+    # Clients outside the VPC (standard-tier LKE) reach the VMs over Linode's private network:
+    # the VMs get a private IPv4 and the services listen on it too.
+    private_network: bool = False
 
     def hostname(self, index: int) -> str:
         return f"{self.label_prefix}-{index}"
@@ -137,10 +140,24 @@ def firewall_and_vms(
             stateful=True,
             protect=placement.protect,
             disk_encryption=placement.disk_encryption,
+            private_ip=placement.private_network,
         ),
         opts=pulumi.ResourceOptions(parent=parent),
     )
     return firewall, vms
+
+
+def dial_addresses(placement: DataVmPlacement, vms: VmGroup) -> dict[str, pulumi.Input[str]]:
+    """Node name -> the address app pods dial: VPC address, or the private-network one."""
+    names = [placement.hostname(i) for i in range(len(placement.addresses))]
+    if placement.private_network and vms.private_network_ipv4s is not None:
+        ips = vms.private_network_ipv4s
+
+        def nth(index: int) -> pulumi.Output[str]:
+            return ips.apply(lambda values: values[index])
+
+        return {name: nth(i) for i, name in enumerate(names)}
+    return dict(zip(names, placement.addresses, strict=True))
 
 
 @dataclass(frozen=True)
@@ -185,7 +202,13 @@ class MariaDbCluster(pulumi.ComponentResource):
                     cluster_name=placement.label_prefix,
                     buffer_pool_size=buffer_pool,
                 )
-                return mariadb_cloud_config(node, database=settings.database, app_user=settings.user, tls=material)
+                return mariadb_cloud_config(
+                    node,
+                    database=settings.database,
+                    app_user=settings.user,
+                    tls=material,
+                    private_network=placement.private_network,
+                )
 
             doc = pulumi.Output.all(
                 self.root_password.result,
@@ -200,6 +223,8 @@ class MariaDbCluster(pulumi.ComponentResource):
         self.firewall, self.vms = firewall_and_vms(
             name, ROLE, placement, settings.plan, self.firewall_rules(placement), user_data, self
         )
+        self.node_names = {a: placement.hostname(i) for i, a in enumerate(placement.addresses)}
+        self.dial_addresses = dial_addresses(placement, self.vms)
         self.connection = MariaDbConnection(
             hosts=tuple(placement.addresses),
             primary_host=placement.addresses[0],

@@ -10,7 +10,7 @@ import pulumi
 from components.connections import RabbitMqConnection
 from components.data_cloud_init import RABBITMQ_TLS_FILES, rabbitmq_cloud_config
 from components.firewall import InboundRule, RoleFirewall
-from components.mariadb import DataVmPlacement, firewall_and_vms, password, tls_materials
+from components.mariadb import DataVmPlacement, dial_addresses, firewall_and_vms, password, tls_materials
 from components.rabbitmq_config import (
     AMQP_PORT,
     AMQPS_PORT,
@@ -71,7 +71,7 @@ class RabbitMqCluster(pulumi.ComponentResource):
                     app_user=settings.user,
                     tls=RABBITMQ_TLS_FILES if material else None,
                 )
-                return rabbitmq_cloud_config(node, tls=material)
+                return rabbitmq_cloud_config(node, tls=material, private_network=placement.private_network)
 
             doc = pulumi.Output.all(
                 self.admin_password.result, self.app_password.result, self.erlang_cookie.result, materials[index]
@@ -94,6 +94,8 @@ class RabbitMqCluster(pulumi.ComponentResource):
             )
         self.firewall, self.vms = firewall_and_vms(name, ROLE, placement, settings.plan, rules, user_data, self)
 
+        self.hostnames = {a: placement.hostname(i) for i, a in enumerate(placement.addresses)}
+        self.dial_addresses = dial_addresses(placement, self.vms)
         self.connection = RabbitMqConnection(
             hosts=tuple(placement.addresses),
             port=port,

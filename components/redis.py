@@ -10,7 +10,14 @@ import pulumi
 from components.connections import RedisConnection
 from components.data_cloud_init import REDIS_TLS_FILES, redis_cloud_config
 from components.firewall import InboundRule, RoleFirewall
-from components.mariadb import DataVmPlacement, firewall_and_vms, memory_share, password, tls_materials
+from components.mariadb import (
+    DataVmPlacement,
+    dial_addresses,
+    firewall_and_vms,
+    memory_share,
+    password,
+    tls_materials,
+)
 from components.redis_config import REDIS_PORT, SENTINEL_PORT, RedisNodeArgs, RedisTopology, topology_for
 from components.role_addon import node_user_data
 from components.settings.data import RedisSettings
@@ -59,7 +66,7 @@ class RedisCluster(pulumi.ComponentResource):
                     maxmemory=maxmemory,
                     maxmemory_policy=settings.maxmemory_policy,
                 )
-                return redis_cloud_config(node, tls=material)
+                return redis_cloud_config(node, tls=material, private_network=placement.private_network)
 
             doc = pulumi.Output.all(self.auth_password.result, materials[index]).apply(role_doc)
             user_data.append(
@@ -74,6 +81,8 @@ class RedisCluster(pulumi.ComponentResource):
             rules.append(InboundRule("sentinel-from-app", "TCP", str(SENTINEL_PORT), tuple(placement.app_sources)))
         self.firewall, self.vms = firewall_and_vms(name, ROLE, placement, settings.plan, rules, user_data, self)
 
+        self.node_names = {a: placement.hostname(i) for i, a in enumerate(placement.addresses)}
+        self.dial_addresses = dial_addresses(placement, self.vms)
         self.connection = RedisConnection(
             hosts=tuple(placement.addresses),
             primary_host=placement.addresses[0],

@@ -24,7 +24,13 @@ BASTION = "10.30.0.10"
 
 
 def placement_for(
-    role: str, count: int, *, tls: bool = False, protect: bool = False, addon: RoleAddon | None = None
+    role: str,
+    count: int,
+    *,
+    tls: bool = False,
+    protect: bool = False,
+    addon: RoleAddon | None = None,
+    private_network: bool = False,
 ) -> DataVmPlacement:
     """A placement like build_data_tier makes; call inside a run_component build."""
     return DataVmPlacement(
@@ -42,6 +48,7 @@ def placement_for(
         backups_enabled=False,
         ca=InternalCa("test-ca", InternalCaArgs(common_name="test CA")) if tls else None,
         addon=addon,
+        private_network=private_network,
     )
 
 
@@ -182,6 +189,26 @@ def test_role_addon_adds_its_rules_and_its_cloud_config_fragment() -> None:
     assert "prometheus-mysqld-exporter" in user_data(vm) and "node 0" in user_data(vm)
 
 
+def test_private_network_path_gives_vms_a_private_ip_and_names_resolve_to_it() -> None:
+    cluster, records = build(2, private_network=True)
+    for vm in of_type(records, "linode:index/instance:Instance"):
+        assert vm.inputs["privateIp"] is True
+        assert "bind-address = %s,%s" in user_data(vm)
+    assert cluster.node_names == {
+        "10.30.1.10": "platform-infra-test-mariadb-0",
+        "10.30.1.11": "platform-infra-test-mariadb-1",
+    }
+    dialed = resolve(cluster.dial_addresses["platform-infra-test-mariadb-1"])
+    assert dialed.startswith("192.168.")
+
+
+def test_vpc_path_dials_the_vpc_addresses() -> None:
+    cluster, records = build(1)
+    assert cluster.dial_addresses == {"platform-infra-test-mariadb-0": "10.30.1.10"}
+    (vm,) = of_type(records, "linode:index/instance:Instance")
+    assert vm.inputs["privateIp"] is False
+
+
 # --- whole program per stack -----------------------------------------------------------------
 
 
@@ -230,3 +257,11 @@ def test_firewalls_of_the_data_vms_accept_nothing_from_the_internet() -> None:
             assert firewall.inputs["inboundPolicy"] == "DROP"
             for rule in firewall.inputs["inbounds"]:
                 assert "0.0.0.0/0" not in rule.get("ipv4s", []), (stack, rule)
+
+
+@pytest.mark.parametrize(("stack", "private"), [("dev", True), ("staging", True), ("prod", False)])
+def test_data_vms_get_a_private_ip_exactly_where_pods_come_over_the_private_network(stack: str, private: bool) -> None:
+    run = program(stack)
+    for role in ("mariadb", "redis", "rabbitmq"):
+        for vm in role_vms(run, role):
+            assert vm.inputs["privateIp"] is private, vm.name

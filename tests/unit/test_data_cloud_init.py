@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 from typing import Any
 
@@ -9,6 +10,7 @@ import pytest
 
 from components.data_cloud_init import (
     MARIADB_TLS_FILES,
+    PRIVATE_IPV4_FUNCTION,
     RABBITMQ_TLS_FILES,
     REDIS_TLS_FILES,
     TlsMaterial,
@@ -96,11 +98,13 @@ def test_redis_installs_and_starts_sentinel_only_with_three_or_more_nodes(nodes:
     doc = redis_cloud_config(RedisNodeArgs(nodes=nodes, index=0, addresses=ADDRESSES[:nodes], password="pw"))
     assert ("redis-sentinel" in doc["packages"]) is sentinel
     assert ("/etc/redis/sentinel.conf" in files(doc)) is sentinel
-    assert (["systemctl", "restart", "redis-sentinel"] in doc["runcmd"]) is sentinel
+    script = files(doc)["/usr/local/lib/platform/redis-setup.sh"]["content"]
+    assert ("systemctl restart redis-sentinel" in script) is sentinel
+    assert doc["runcmd"] == [["/usr/local/lib/platform/redis-setup.sh"]]
     # Sentinel rewrites the configs after a failover: they belong to redis.
     assert files(doc)["/etc/redis/redis.conf"]["owner"] == "redis:redis"
     assert "vm.overcommit_memory = 1" in files(doc)["/etc/sysctl.d/60-redis.conf"]["content"]
-    assert doc["runcmd"][0] == ["rm", "-f", "/usr/sbin/policy-rc.d"]
+    assert script.index("rm -f /usr/sbin/policy-rc.d") < script.index("systemctl restart redis-server")
 
 
 def test_redis_tls_files_belong_to_redis() -> None:
@@ -156,3 +160,40 @@ def test_rabbitmq_joiners_start_after_the_previous_node_answers() -> None:
     assert "PREVIOUS=10.0.1.11" in script and "/dev/tcp/${PREVIOUS}/5672" in script
     assert script.index("PREVIOUS=") < script.index("systemctl restart rabbitmq-server")
     assert subprocess.run(["bash", "-n"], input=script, text=True).returncode == 0
+
+
+def test_private_network_path_also_listens_on_the_private_address_found_at_boot() -> None:
+    mariadb_args = MariaDbNodeArgs(nodes=1, index=0, addresses=ADDRESSES[:1], credentials=MARIADB_CREDS)
+    mariadb_script = render_mariadb_setup_script(mariadb_args, private_network=True)
+    assert "bind-address = %s,%s" in mariadb_script and "10.0.1.10" in mariadb_script
+    assert "private_ipv4" not in render_mariadb_setup_script(mariadb_args)
+    redis_args = RedisNodeArgs(nodes=3, index=1, addresses=ADDRESSES[:3], password="pw")
+    redis_script = files(redis_cloud_config(redis_args, private_network=True))[
+        "/usr/local/lib/platform/redis-setup.sh"
+    ]["content"]
+    assert 'sed -i "s/^bind .*/bind 10.0.1.11 $PRIVATE/" /etc/redis/redis.conf /etc/redis/sentinel.conf' in redis_script
+    rabbit_args = RabbitMqNodeArgs(
+        index=0,
+        addresses=ADDRESSES[:1],
+        node_names=["rabbit@mq-0"],
+        credentials=RabbitMqCredentials(admin_password="a", app_password="b", erlang_cookie="C"),
+    )
+    rabbit_script = files(rabbitmq_cloud_config(rabbit_args, private_network=True))[
+        "/usr/local/lib/platform/rabbitmq-setup.sh"
+    ]["content"]
+    assert 'echo "listeners.tcp.private = $PRIVATE:5672" >> /etc/rabbitmq/rabbitmq.conf' in rabbit_script
+    for script in (mariadb_script, redis_script, rabbit_script):
+        assert subprocess.run(["bash", "-n"], input=script, text=True).returncode == 0
+
+
+def test_private_ipv4_function_picks_only_linode_private_network_addresses() -> None:
+    fake_ip = (
+        "#!/bin/sh\n"
+        "echo '2: eth0    inet 172.105.1.2/24 brd 172.105.1.255 scope global eth0'\n"
+        "echo '2: eth0    inet 192.168.1.9/24 scope global eth0:1'\n"
+        "echo '2: eth0    inet 192.168.139.7/17 scope global eth0:2'\n"
+        "echo '3: eth1    inet 10.0.1.10/24 scope global eth1'\n"
+    )
+    program = f"ip() {{ sh -c {shlex.quote(fake_ip)}; }}\n{PRIVATE_IPV4_FUNCTION}\nprivate_ipv4\n"
+    result = subprocess.run(["bash", "-c", program], capture_output=True, text=True, timeout=10)
+    assert result.stdout.strip() == "192.168.139.7"
