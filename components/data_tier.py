@@ -1,4 +1,26 @@
-"""Builds the data tier for __main__: internal CA (when TLS is on) and the three clusters."""
+"""Builds the data tier for __main__: internal CA (when TLS is on) and the three clusters.
+
+Rolling out a configuration change to existing data VMs. The VMs are stateful: VmGroup ignores
+changes to their user data (and image), so `pulumi up` after a change to a renderer, a password
+or a certificate updates the state but never rebuilds a database VM (and prod VMs are protected).
+Such a change reaches a running node like this, one node at a time, replicas/joiners first and
+the primary (node 0) last, inside the stack's maintenance window:
+
+1. `pulumi preview --diff` shows the new user data; render the node's new files locally with the
+   same functions (`components/*_config.py`) or read them from the preview.
+2. Over SSH through the bastion (`ssh -J ops@<bastion> ops@<vpc address>`), replace the files
+   the change touches (e.g. /etc/mysql/mariadb.conf.d/60-platform.cnf, /etc/redis/redis.conf,
+   /etc/rabbitmq/rabbitmq.conf, the TLS files) and restart that one service
+   (`systemctl restart mariadb|redis-server|redis-sentinel|rabbitmq-server`).
+3. Wait until the node is back in the cluster (Galera `wsrep_local_state_comment=Synced`, Redis
+   `master_link_status:up`, `rabbitmqctl cluster_status` / `rabbitmq-queues check_if_node_is_quorum_critical`)
+   before the next node.
+A node can also be rebuilt from scratch (it rejoins from its peers: Galera SST, Redis full sync,
+RabbitMQ join) with `pulumi up --replace <urn of that node>` after lifting `protect` for it; do
+that for one node at a time and never for the last copy of the data (standalone dev nodes).
+Rotating a password changes every node's files and the app's Secret together: run it as above,
+then roll the application Deployments.
+"""
 
 from __future__ import annotations
 
