@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -36,17 +37,32 @@ class RedisNode:
     directory: Path
     server: ServerProcess | None = None
     sentinel: ServerProcess | None = None
+    ca_file: str | None = None
+
+    def tls_options(self) -> dict[str, Any]:
+        if self.ca_file is None:
+            return {}
+        return {"ssl": True, "ssl_ca_certs": self.ca_file, "ssl_cert_reqs": "required", "ssl_check_hostname": True}
 
     def client(self) -> redis.Redis:
-        return redis.Redis(host=self.args.address, port=self.args.port, password=PASSWORD, socket_timeout=3)
+        return redis.Redis(
+            host=self.args.address, port=self.args.port, password=PASSWORD, socket_timeout=3, **self.tls_options()
+        )
+
+    def sentinel_client(self) -> redis.Redis:
+        return redis.Redis(
+            host=self.args.address,
+            port=self.args.sentinel_port,
+            password=PASSWORD,
+            socket_timeout=2,
+            **self.tls_options(),
+        )
 
     def role(self) -> str:
         return str(self.client().info("replication")["role"])
 
 
-def make_nodes(
-    base: Path, addresses: list[str], tls: list[TlsFiles] | None = None
-) -> list[RedisNode]:
+def make_nodes(base: Path, addresses: list[str], tls: list[TlsFiles] | None = None) -> list[RedisNode]:
     nodes = []
     for index, _ in enumerate(addresses):
         directory = base / f"node{index}"
@@ -67,7 +83,7 @@ def make_nodes(
             down_after_ms=1000,  # production: 5000; shorter here to keep the suite fast
             failover_timeout_ms=10000,
         )
-        nodes.append(RedisNode(args=args, directory=directory))
+        nodes.append(RedisNode(args=args, directory=directory, ca_file=tls[index].ca_file if tls else None))
     return nodes
 
 
@@ -86,9 +102,7 @@ def start_sentinel(node: RedisNode, processes: list[ServerProcess]) -> None:
         f"sentinel-{node.args.index}", ["redis-sentinel", str(conf)], node.directory / "sentinel.out"
     )
     processes.append(node.sentinel)
-    wait_until(
-        f"sentinel on {node.args.address}", lambda: port_open(node.args.address, node.args.sentinel_port), 20
-    )
+    wait_until(f"sentinel on {node.args.address}", lambda: port_open(node.args.address, node.args.sentinel_port), 20)
 
 
 @pytest.fixture(scope="module")
@@ -97,28 +111,39 @@ def binaries() -> None:
 
 
 @pytest.fixture(scope="module")
-def pair(
-    binaries: None, tmp_path_factory: pytest.TempPathFactory, processes: list[ServerProcess]
-) -> list[RedisNode]:
+def pair(binaries: None, tmp_path_factory: pytest.TempPathFactory, processes: list[ServerProcess]) -> list[RedisNode]:
     nodes = make_nodes(tmp_path_factory.mktemp("redis-pair"), ["127.0.4.11", "127.0.4.12"])
     for node in nodes:
         start_redis(node, processes)
-    wait_until(
-        "the replica to sync", lambda: nodes[1].client().info("replication")["master_link_status"] == "up", 20
-    )
+    wait_until("the replica to sync", lambda: nodes[1].client().info("replication")["master_link_status"] == "up", 20)
     return nodes
 
 
-@pytest.fixture(scope="module")
+# Sentinel without TLS, then with TLS from a test CA (prod's configuration).
+SENTINEL_ADDRESSES = {"plain": ["127.0.4.1", "127.0.4.2", "127.0.4.3"], "tls": ["127.0.4.4", "127.0.4.5", "127.0.4.6"]}
+
+
+@pytest.fixture(scope="module", params=["plain", "tls"])
 def sentinel_cluster(
-    binaries: None, tmp_path_factory: pytest.TempPathFactory, processes: list[ServerProcess]
+    request: pytest.FixtureRequest,
+    binaries: None,
+    tmp_path_factory: pytest.TempPathFactory,
+    processes: list[ServerProcess],
+    test_ca: TestCa,
 ) -> Iterator[list[RedisNode]]:
-    nodes = make_nodes(tmp_path_factory.mktemp("redis-sentinel"), ["127.0.4.1", "127.0.4.2", "127.0.4.3"])
+    mode: str = request.param
+    addresses = SENTINEL_ADDRESSES[mode]
+    tls = [test_ca.issue(f"sentinel-{i}", [a]) for i, a in enumerate(addresses)] if mode == "tls" else None
+    nodes = make_nodes(tmp_path_factory.mktemp(f"redis-sentinel-{mode}"), addresses, tls=tls)
     for node in nodes:
         start_redis(node, processes)
     for node in nodes:
         start_sentinel(node, processes)
     yield nodes
+    for node in nodes:
+        for process in (node.sentinel, node.server):
+            if process:
+                process.stop()
 
 
 def test_primary_and_replica_require_auth(pair: list[RedisNode]) -> None:
@@ -139,18 +164,18 @@ def test_replica_follows_primary_and_refuses_writes(pair: list[RedisNode]) -> No
 
 def test_sentinel_promotes_a_replica_and_clients_find_it(sentinel_cluster: list[RedisNode]) -> None:
     nodes = sentinel_cluster
+    tls_options = nodes[0].tls_options()
     sentinel = Sentinel(
         [(node.args.address, node.args.sentinel_port) for node in nodes],
-        sentinel_kwargs={"password": PASSWORD, "socket_timeout": 2},
+        sentinel_kwargs={"password": PASSWORD, "socket_timeout": 2, **tls_options},
         password=PASSWORD,
         socket_timeout=2,
+        **tls_options,
     )
 
     def sentinels_agree() -> bool:
         for node in nodes:
-            view = redis.Redis(
-                host=node.args.address, port=node.args.sentinel_port, password=PASSWORD, socket_timeout=2
-            ).sentinel_master(MASTER)
+            view = node.sentinel_client().sentinel_master(MASTER)
             assert isinstance(view, dict)
             if view["num-other-sentinels"] != 2 or view["num-slaves"] != 2:
                 return False
@@ -173,13 +198,15 @@ def test_sentinel_promotes_a_replica_and_clients_find_it(sentinel_cluster: list[
     nodes[0].server.kill()
     new_primary = wait_until(
         "Sentinel to promote a replica",
-        lambda: (address := sentinel.discover_master(MASTER)) != (nodes[0].args.address, nodes[0].args.port)
-        and address,
+        lambda: (
+            (address := sentinel.discover_master(MASTER)) != (nodes[0].args.address, nodes[0].args.port) and address
+        ),
         30,
     )
     client = sentinel.master_for(MASTER)
     wait_until("the new primary to accept writes", lambda: client.set("after-failover", "written"), 15)
-    report_measurement("sentinel_failover_seconds", round(time.monotonic() - killed_at, 1))
+    mode = "tls" if tls_options else "plain"
+    report_measurement(f"sentinel_{mode}_failover_seconds", round(time.monotonic() - killed_at, 1))
     assert new_primary[0] in (nodes[1].args.address, nodes[2].args.address)
     assert client.get("before-failover") == b"kept"
     assert client.info("replication")["role"] == "master"
@@ -193,8 +220,14 @@ def test_tls_mode_accepts_clients_with_the_ca_and_refuses_plaintext(
     start_redis(nodes[0], processes)
 
     secure = redis.Redis(
-        host=address, port=nodes[0].args.port, password=PASSWORD, ssl=True, ssl_ca_certs=test_ca.ca_file,
-        ssl_cert_reqs="required", ssl_check_hostname=True, socket_timeout=3,
+        host=address,
+        port=nodes[0].args.port,
+        password=PASSWORD,
+        ssl=True,
+        ssl_ca_certs=test_ca.ca_file,
+        ssl_cert_reqs="required",
+        ssl_check_hostname=True,
+        socket_timeout=3,
     )
     assert secure.set("tls", "yes") and secure.get("tls") == b"yes"
 
@@ -202,8 +235,13 @@ def test_tls_mode_accepts_clients_with_the_ca_and_refuses_plaintext(
     with pytest.raises((redis.ConnectionError, redis.TimeoutError)):
         plaintext.ping()
     untrusted = redis.Redis(
-        host=address, port=nodes[0].args.port, password=PASSWORD, ssl=True, socket_timeout=3,
-        ssl_cert_reqs="required", ssl_ca_certs=ssl.get_default_verify_paths().cafile,
+        host=address,
+        port=nodes[0].args.port,
+        password=PASSWORD,
+        ssl=True,
+        socket_timeout=3,
+        ssl_cert_reqs="required",
+        ssl_ca_certs=ssl.get_default_verify_paths().cafile,
     )
     with pytest.raises(redis.ConnectionError):
         untrusted.ping()
