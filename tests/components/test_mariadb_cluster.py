@@ -17,7 +17,15 @@ from components.internal_ca import InternalCa, InternalCaArgs
 from components.mariadb import DataVmPlacement, MariaDbCluster, MariaDbClusterArgs
 from components.role_addon import RoleAddon
 from components.settings.data import MariaDbSettings
-from tests.harness import SECRET_SIG, ProgramRun, ResourceRecord, resolve, run_component, run_program
+from tests.harness import (
+    SECRET_SIG,
+    ProgramRun,
+    ResourceRecord,
+    resolve,
+    run_component,
+    run_program,
+    run_program_expecting_error,
+)
 
 APP_SOURCES = ("10.30.2.0/24",)
 BASTION = "10.30.0.10"
@@ -265,3 +273,21 @@ def test_data_vms_get_a_private_ip_exactly_where_pods_come_over_the_private_netw
     for role in ("mariadb", "redis", "rabbitmq"):
         for vm in role_vms(run, role):
             assert vm.inputs["privateIp"] is private, vm.name
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ({"mariadb": {"nodes": 4}}, "platform-infra:data.mariadb.nodes: got 4; "),
+        ({"redis": {"nodes": 0}}, "platform-infra:data.redis.nodes: got 0; "),
+        ({"mariadb": {"user": "Robert'); DROP TABLE"}}, "platform-infra:data.mariadb.user: got "),
+        ({"rabbitmq": {"plan": "g6-huge-1"}}, "platform-infra:data.rabbitmq.plan: got 'g6-huge-1'; "),
+    ],
+)
+def test_a_refused_data_setting_stops_the_program_with_one_message_and_nothing_registered(
+    data: dict[str, Any], expected: str
+) -> None:
+    error, registered = run_program_expecting_error("prod", {"data": data})
+    assert isinstance(error, pulumi.RunError)
+    assert expected in str(error)
+    assert registered == []
