@@ -12,6 +12,7 @@ import os
 import ssl
 import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -188,6 +189,16 @@ def test_nodes_form_one_cluster(cluster: list[RabbitNode]) -> None:
     expected = {node.name for node in cluster}
     for node in cluster:
         assert running_nodes(node) == expected
+
+
+def test_management_and_prometheus_listen_on_the_node_address_only(cluster: list[RabbitNode]) -> None:
+    for node in cluster:
+        with urllib.request.urlopen(f"http://{node.args.address}:{node.args.prometheus_port}/metrics", timeout=10) as r:
+            assert b"rabbitmq_" in r.read()
+        assert port_open(node.args.address, node.args.management_port)
+    # Every node uses the same ports on its own address: nothing answers on the wildcard's 127.0.0.1.
+    assert not port_open("127.0.0.1", cluster[0].args.prometheus_port)
+    assert not port_open("127.0.0.1", cluster[0].args.management_port)
 
 
 def test_app_vhost_declares_quorum_queues_by_default_and_guest_is_absent(cluster: list[RabbitNode]) -> None:
