@@ -108,13 +108,23 @@ def _private_network_lines() -> list[str]:
     ]
 
 
-def render_mariadb_setup_script(args: MariaDbNodeArgs, private_network: bool = False) -> str:
-    """First-boot setup: start MariaDB for the node's role; node 0 creates the users."""
-    users_sql = f"{SECRETS_DIR}/mariadb-users.sql"
-    replica_sql = f"{SECRETS_DIR}/mariadb-replica.sql"
+def render_mariadb_setup_script(
+    args: MariaDbNodeArgs,
+    private_network: bool = False,
+    *,
+    secrets_dir: str = SECRETS_DIR,
+    policy_rc: str = "/usr/sbin/policy-rc.d",
+) -> str:
+    """First-boot setup: start MariaDB for the node's role; node 0 creates the users.
+
+    `secrets_dir` and `policy_rc` are parameters so the bootstrap decision can be exercised
+    against a scratch directory with stand-in commands.
+    """
+    users_sql = f"{secrets_dir}/mariadb-users.sql"
+    replica_sql = f"{secrets_dir}/mariadb-replica.sql"
     peers = " ".join(shlex.quote(a) for i, a in enumerate(args.addresses) if i != args.index)
     lines = [
-        "rm -f /usr/sbin/policy-rc.d",
+        f"rm -f {shlex.quote(policy_rc)}",
         f"DATADIR={shlex.quote(args.datadir)}",
         f"INDEX={args.index}",
         f"PEERS=({peers})",
@@ -145,6 +155,7 @@ def render_mariadb_setup_script(args: MariaDbNodeArgs, private_network: bool = F
             "else",
             "  # Join (SST/IST from a running member); wait for node 0 to bootstrap on first build.",
             "  for attempt in $(seq 1 30); do systemctl start mariadb && break; sleep 10; done",
+            "  systemctl is-active --quiet mariadb",
             "fi",
         ]
     else:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import shlex
+import socket
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -197,3 +199,64 @@ def test_private_ipv4_function_picks_only_linode_private_network_addresses() -> 
     program = f"ip() {{ sh -c {shlex.quote(fake_ip)}; }}\n{PRIVATE_IPV4_FUNCTION}\nprivate_ipv4\n"
     result = subprocess.run(["bash", "-c", program], capture_output=True, text=True, timeout=10)
     assert result.stdout.strip() == "192.168.139.7"
+
+
+# --- the Galera bootstrap decision, run for real with stand-in commands ----------------------
+
+
+def run_galera_setup(tmp_path: Path, index: int, *, grastate: bool, peer_listening: bool) -> list[str]:
+    """Run node `index`'s rendered setup script; returns the commands it called, in order."""
+    bin_dir, datadir, secrets = tmp_path / "bin", tmp_path / "data", tmp_path / "secrets"
+    for directory in (bin_dir, datadir, secrets):
+        directory.mkdir()
+    calls = tmp_path / "calls.log"
+    for command in ("systemctl", "galera_new_cluster", "mariadb", "shred"):
+        stub = bin_dir / command
+        stub.write_text(f'#!/bin/sh\necho "{command} $*" >> {calls}\n')
+        stub.chmod(0o755)
+    (secrets / "mariadb-users.sql").write_text("SELECT 1;\n")
+    if grastate:
+        (datadir / "grastate.dat").write_text("safe_to_bootstrap: 0\n")
+    addresses = ["127.0.3.51", "127.0.3.52", "127.0.3.53"]
+    args = MariaDbNodeArgs(
+        nodes=3, index=index, addresses=addresses, credentials=MARIADB_CREDS, datadir=str(datadir), galera_port=14567
+    )
+    script = render_mariadb_setup_script(args, secrets_dir=str(secrets), policy_rc=str(tmp_path / "policy-rc.d"))
+    listener = socket.socket()
+    try:
+        if peer_listening:
+            listener.bind(("127.0.3.52", 14567))
+            listener.listen()
+        result = subprocess.run(
+            ["bash", "-c", script],
+            env={"PATH": f"{bin_dir}:/usr/bin:/bin"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        listener.close()
+    assert result.returncode == 0, result.stderr
+    return calls.read_text().splitlines() if calls.exists() else []
+
+
+def test_node_zero_bootstraps_a_fresh_cluster_when_no_peer_answers(tmp_path: Path) -> None:
+    calls = run_galera_setup(tmp_path, 0, grastate=False, peer_listening=False)
+    assert "galera_new_cluster " in calls
+    assert "systemctl start mariadb" not in calls
+
+
+def test_node_zero_joins_when_a_peer_already_runs(tmp_path: Path) -> None:
+    calls = run_galera_setup(tmp_path, 0, grastate=False, peer_listening=True)
+    assert "galera_new_cluster " not in calls
+    assert "systemctl start mariadb" in calls
+
+
+def test_node_zero_with_an_existing_data_directory_never_bootstraps(tmp_path: Path) -> None:
+    calls = run_galera_setup(tmp_path, 0, grastate=True, peer_listening=False)
+    assert "galera_new_cluster " not in calls and "systemctl start mariadb" in calls
+
+
+def test_other_nodes_always_join(tmp_path: Path) -> None:
+    calls = run_galera_setup(tmp_path, 2, grastate=False, peer_listening=False)
+    assert "galera_new_cluster " not in calls and "systemctl start mariadb" in calls
