@@ -157,11 +157,15 @@ def await_startup(node: RabbitNode, timeout: float = 120) -> None:
 
 
 @pytest.fixture(scope="module")
-def epmd() -> Iterator[None]:
+def epmd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """A private epmd on its own port, started (and so stopped) by us rather than by the first node."""
     require_binaries("erl", "epmd")
+    process = start_process(
+        "epmd", ["epmd", "-port", EPMD_PORT, "-address", "127.0.0.1"], tmp_path_factory.mktemp("epmd") / "epmd.log"
+    )
+    wait_until("epmd", lambda: port_open("127.0.0.1", int(EPMD_PORT)), 10)
     yield
-    # We started this epmd (on our private port); stop it and only it.
-    subprocess.run(["epmd", "-port", EPMD_PORT, "-kill"], capture_output=True, timeout=10, check=False)
+    process.kill()
 
 
 @pytest.fixture(scope="module")
