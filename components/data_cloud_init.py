@@ -35,6 +35,7 @@ from components.rabbitmq_config import (
     render_definitions,
     render_enabled_plugins,
     render_hosts_entries,
+    render_inter_node_tls_config,
     render_rabbitmq_conf,
     render_rabbitmq_env,
 )
@@ -301,6 +302,9 @@ def rabbitmq_cloud_config(
     ]
     if tls is not None and args.tls is not None:
         files += _tls_files(args.tls, tls, "rabbitmq:rabbitmq")
+        files.append(
+            _file(args.inter_node_tls_file, render_inter_node_tls_config(args), "0640", "rabbitmq:rabbitmq", True)
+        )
     if args.seeds:
         # Node 0 seeds a fresh cluster, but must join when it is rebuilt into a running one.
         joiner = replace(args, seed=False)

@@ -50,6 +50,9 @@ class RabbitMqNodeArgs:
     # its node name's host part resolves to through /etc/hosts.
     dist_interface: str | None = None
     definitions_file: str = "/etc/rabbitmq/definitions.json"
+    # With TLS, Erlang distribution between the nodes (and the CLI tools) also runs over TLS,
+    # with the node certificates; this is where its options file lives.
+    inter_node_tls_file: str = "/etc/rabbitmq/inter_node_tls.config"
     disk_free_limit: str = "2GB"
     # A fresh joiner (node > 0) waits this long for node 0 before giving up on joining.
     join_retry_limit: int = 120
@@ -166,7 +169,34 @@ def _formation_retries(args: RabbitMqNodeArgs) -> list[tuple[str, str]]:
 def render_rabbitmq_env(args: RabbitMqNodeArgs) -> str:
     """/etc/rabbitmq/rabbitmq-env.conf: the node's name (short names, resolved through /etc/hosts)."""
     lines = [f"NODENAME={args.node_name(args.index)}", "USE_LONGNAME=false"]
+    if args.tls:
+        dist = f"-proto_dist inet_tls -ssl_dist_optfile {args.inter_node_tls_file}"
+        lines += [f'SERVER_ADDITIONAL_ERL_ARGS="{dist}"', f'CTL_ERL_ARGS="{dist}"']
     return "\n".join(lines) + "\n"
+
+
+def _erlang_string(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def render_inter_node_tls_config(args: RabbitMqNodeArgs) -> str:
+    """Erlang TLS distribution options: both sides present the node certificate and verify the
+    peer against the internal CA (the client also checks the peer's name, the node name's host)."""
+    if args.tls is None:
+        raise ValueError("inter-node TLS needs the node's TLS files")
+    files = (
+        f"{{cacertfile, {_erlang_string(args.tls.ca_file)}}}, "
+        f"{{certfile, {_erlang_string(args.tls.cert_file)}}}, "
+        f"{{keyfile, {_erlang_string(args.tls.key_file)}}}"
+    )
+    common = f"{files}, {{secure_renegotiate, true}}, {{verify, verify_peer}}"
+    return (
+        "%% Rendered by platform-infra (components/rabbitmq_config.py).\n"
+        "[\n"
+        f"  {{server, [{common}, {{fail_if_no_peer_cert, true}}]}},\n"
+        f"  {{client, [{common}]}}\n"
+        "].\n"
+    )
 
 
 def render_enabled_plugins() -> str:

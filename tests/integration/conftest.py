@@ -138,7 +138,7 @@ class TestCa:
     def ca_file(self) -> str:
         return str(self.directory / "ca.pem")
 
-    def issue(self, name: str, ip_addresses: list[str]) -> TlsFiles:
+    def issue(self, name: str, ip_addresses: list[str], dns_names: tuple[str, ...] = ()) -> TlsFiles:
         """A server certificate with the given IP SANs, as the internal CA issues per node."""
         key = ec.generate_private_key(ec.SECP256R1())
         ca_cert = x509.load_pem_x509_certificate(self.ca_pem)
@@ -152,7 +152,10 @@ class TestCa:
             .not_valid_before(now - datetime.timedelta(minutes=5))
             .not_valid_after(now + datetime.timedelta(days=1))
             .add_extension(
-                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(a)) for a in ip_addresses]),
+                x509.SubjectAlternativeName(
+                    [x509.IPAddress(ipaddress.ip_address(a)) for a in ip_addresses]
+                    + [x509.DNSName(d) for d in dns_names]
+                ),
                 critical=False,
             )
             .add_extension(
@@ -193,9 +196,15 @@ def make_test_ca(directory: Path) -> TestCa:
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-                encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )

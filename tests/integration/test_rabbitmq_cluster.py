@@ -28,6 +28,7 @@ from components.rabbitmq_config import (
     RabbitMqNodeArgs,
     render_definitions,
     render_enabled_plugins,
+    render_inter_node_tls_config,
     render_rabbitmq_conf,
     render_rabbitmq_env,
 )
@@ -110,6 +111,7 @@ def make_nodes(
             dist_ports=[dist_base + i for i in range(count)],
             dist_interface="127.0.0.1",  # what the node names' host part (localhost) resolves to
             definitions_file=str(directory / "definitions.json"),
+            inter_node_tls_file=str(directory / "inter_node_tls.config"),
             disk_free_limit="50MB",
             memory_high_watermark=0.2,
         )
@@ -118,6 +120,8 @@ def make_nodes(
         (directory / "rabbitmq-env.conf").write_text(render_rabbitmq_env(args))
         (directory / "enabled_plugins").write_text(render_enabled_plugins())
         Path(args.definitions_file).write_text(render_definitions(args))
+        if args.tls:
+            Path(args.inter_node_tls_file).write_text(render_inter_node_tls_config(args))
         cookie = directory / "home" / ".erlang.cookie"
         cookie.write_text(CREDENTIALS.erlang_cookie)
         cookie.chmod(0o400)
@@ -131,8 +135,9 @@ def make_nodes(
             "RABBITMQ_PID_FILE": str(directory / "rabbit.pid"),
             "RABBITMQ_ADVANCED_CONFIG_FILE": str(directory / "advanced.config"),
             "ERL_EPMD_PORT": EPMD_PORT,
-            # One host, three nodes: keep each Erlang VM small.
-            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "+S 1:1 +A 4 +sbwt none +sbwtdcpu none +sbwtdio none",
+            # One host, three nodes: keep each Erlang VM small (replaces the default VM flags; the
+            # rendered env file's SERVER_ADDITIONAL_ERL_ARGS, TLS distribution, still applies).
+            "RABBITMQ_SERVER_ERL_ARGS": "+P 1048576 +t 5000000 +S 1:1 +A 4 +sbwt none +sbwtdcpu none +sbwtdio none",
         }
         nodes.append(RabbitNode(args=args, directory=directory, env=env))
     return nodes
@@ -252,29 +257,32 @@ def test_quorum_queue_keeps_every_message_when_one_node_of_three_stops(cluster: 
     wait_until("node 2 to rejoin", lambda: stopped.name in running_nodes(cluster[0]), 60)
 
 
-def test_tls_mode_accepts_clients_with_the_ca_and_refuses_plaintext(
+def test_tls_mode_clusters_over_tls_accepts_clients_with_the_ca_and_refuses_plaintext(
     epmd: None, tmp_path_factory: pytest.TempPathFactory, processes: list[ServerProcess], test_ca: TestCa
 ) -> None:
-    address = "127.0.5.21"
+    addresses = ["127.0.5.21", "127.0.5.22"]
+    # The node names' host part (localhost) is a SAN too: TLS distribution checks the peer's name.
+    certificates = [test_ca.issue(f"rabbit-tls-{i}", [a], ("localhost",)) for i, a in enumerate(addresses)]
     nodes = make_nodes(
-        tmp_path_factory.mktemp("rabbit-tls"),
-        "t",
-        first_address=21,
-        dist_base=35682,
-        count=1,
-        tls=[test_ca.issue("rabbit-tls", [address])],
+        tmp_path_factory.mktemp("rabbit-tls"), "t", first_address=21, dist_base=35682, count=2, tls=certificates
     )
-    node = nodes[0]
-    assert node.args.port == 5671
-    start_node(node, processes)
-    await_startup(node)
+    for node in nodes:
+        assert node.args.port == 5671
+        start_node(node, processes)
+        await_startup(node)
+    expected = {node.name for node in nodes}
+    wait_until("both TLS nodes in one cluster", lambda: running_nodes(nodes[0]) == expected, 120, interval=1)
+    for node in nodes:
+        assert "inet_tls" in node.ctl("eval", "init:get_argument(proto_dist).")
 
-    with node.connection(ca_file=test_ca.ca_file) as connection:
+    with nodes[1].connection(ca_file=test_ca.ca_file) as connection:
         channel = connection.channel()
         channel.confirm_delivery()
         channel.queue_declare("tls-probe", durable=True)
         channel.basic_publish("", "tls-probe", b"over tls")
-        assert channel.basic_get("tls-probe", auto_ack=True)[2] == b"over tls"
-    with pytest.raises(pika.exceptions.AMQPConnectionError):
-        node.connection()  # plaintext AMQP against the TLS listener
-    assert not port_open(address, 5672)
+    with nodes[0].connection(ca_file=test_ca.ca_file) as connection:
+        assert connection.channel().basic_get("tls-probe", auto_ack=True)[2] == b"over tls"
+    for node in nodes:
+        with pytest.raises(pika.exceptions.AMQPConnectionError):
+            node.connection()  # plaintext AMQP against the TLS listener
+        assert not port_open(node.args.address, 5672)

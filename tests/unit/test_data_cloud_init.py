@@ -132,6 +132,8 @@ def test_rabbitmq_node_gets_cookie_hosts_and_definitions() -> None:
     assert "NODENAME=rabbit@mq-1" in placed["/etc/rabbitmq/rabbitmq-env.conf"]["content"]
     assert "/etc/rabbitmq/rabbitmq.conf.join" not in placed  # only the seed needs a joiner variant
     assert placed[RABBITMQ_TLS_FILES.key_file]["owner"] == "rabbitmq:rabbitmq"
+    assert "inet_tls" in placed["/etc/rabbitmq/rabbitmq-env.conf"]["content"]
+    assert placed["/etc/rabbitmq/inter_node_tls.config"]["defer"] is True
 
 
 def test_rabbitmq_seed_switches_to_joining_when_a_peer_already_runs() -> None:

@@ -17,6 +17,7 @@ from components.rabbitmq_config import (
     rabbit_password_hash,
     render_definitions,
     render_hosts_entries,
+    render_inter_node_tls_config,
     render_rabbitmq_conf,
     render_rabbitmq_env,
 )
@@ -116,3 +117,15 @@ def test_node_names_must_be_distinct_and_qualified() -> None:
         RabbitMqNodeArgs(index=0, addresses=ADDRESSES[:2], node_names=["rabbit@a", "rabbit@a"], credentials=CREDS)
     with pytest.raises(ValueError, match="one node name per node"):
         RabbitMqNodeArgs(index=0, addresses=ADDRESSES, node_names=["rabbit@a"], credentials=CREDS)
+
+
+def test_tls_runs_erlang_distribution_and_the_cli_over_tls_with_peer_verification() -> None:
+    env = render_rabbitmq_env(node(0, TLS))
+    dist = "-proto_dist inet_tls -ssl_dist_optfile /etc/rabbitmq/inter_node_tls.config"
+    assert f'SERVER_ADDITIONAL_ERL_ARGS="{dist}"' in env and f'CTL_ERL_ARGS="{dist}"' in env
+    assert "proto_dist" not in render_rabbitmq_env(node(0))
+    options = render_inter_node_tls_config(node(0, TLS))
+    assert options.count("{verify, verify_peer}") == 2 and "{fail_if_no_peer_cert, true}" in options
+    assert f'{{keyfile, "{TLS.key_file}"}}' in options
+    with pytest.raises(ValueError):
+        render_inter_node_tls_config(node(0))
