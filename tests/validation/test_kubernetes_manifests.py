@@ -26,10 +26,9 @@ import yaml
 
 from components.address_plan import plan_addresses
 from components.connections import DataConnections, MariaDbConnection, RabbitMqConnection, RedisConnection
-from components.kubernetes_tier import app_source_cidrs, build_kubernetes_tier
-from components.network import Network, NetworkArgs
+from components.kubernetes_tier import app_source_cidrs
 from components.settings import StackSettings, load_settings
-from tests.harness import ROOT, SECRET_SIG, ResourceRecord, run_component, stack_config
+from tests.harness import ROOT, SECRET_SIG, ResourceRecord, run_program, stack_config
 
 STACKS = ("dev", "staging", "prod")
 CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"
@@ -194,15 +193,8 @@ def connections_for(settings: StackSettings) -> DataConnections:
 
 @cache
 def tier_records(stack: str) -> tuple[ResourceRecord, ...]:
-    settings = settings_for(stack)
-    plan = plan_addresses(settings.network)
-
-    def program() -> object:
-        network = Network("network", NetworkArgs(label=f"platform-infra-{stack}", region=settings.region, plan=plan))
-        return build_kubernetes_tier(settings, plan, network, connections_for(settings), settings.tags("kubernetes"))
-
-    _, records = run_component(program, stack)
-    return tuple(records)
+    """Every resource of the whole program for this stack, under mocks: what `pulumi up` declares."""
+    return tuple(run_program(stack).resources)
 
 
 def _normal(value: Any) -> Any:
