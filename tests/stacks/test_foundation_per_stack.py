@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import ipaddress
 import json
+import re
 from functools import cache
 
 import pulumi
@@ -44,10 +47,26 @@ def vpc_address(instance: ResourceRecord) -> str:
     return next(i for i in instance.inputs["interfaces"] if i["purpose"] == "vpc")["ipv4"]["vpc"]
 
 
+def accepts_tags(type_: str) -> bool:
+    """Whether the installed pulumi_linode resource class takes a `tags` argument."""
+    module_name = type_.split(":")[1].split("/")[1]  # linode:index/vpcSubnet:VpcSubnet -> vpcSubnet
+    class_name = type_.rsplit(":", 1)[1]
+    module = importlib.import_module(f"pulumi_linode.{re.sub(r'(?<!^)(?=[A-Z])', '_', module_name).lower()}")
+    return "tags" in inspect.signature(getattr(module, f"{class_name}Args").__init__).parameters
+
+
+def test_the_taggable_list_matches_the_sdk() -> None:
+    for type_ in TAGGABLE:
+        assert accepts_tags(type_), type_
+    assert not accepts_tags("linode:index/vpc:Vpc")
+
+
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_linode_resource_is_tagged_with_project_env_and_role(stack: str) -> None:
     run = program(stack)
-    tagged = [r for r in run.resources if r.type in TAGGABLE]
+    taggable_here = {r.type for r in run.resources if r.type.startswith("linode:") and accepts_tags(r.type)}
+    assert taggable_here <= TAGGABLE | {"linode:index/objectStorageBucket:ObjectStorageBucket"}
+    tagged = [r for r in run.resources if r.type.startswith("linode:") and accepts_tags(r.type)]
     assert tagged, "the program declares taggable resources"
     for record in tagged:
         tags = record.inputs.get("tags", [])
