@@ -17,7 +17,7 @@ from components.maintenance import maintenance_cloud_config
 from components.network import Network, NetworkArgs
 from components.operations_tier import build_operations_tier
 from components.stack_config import load_stack_config
-from components.workload_manifests import cluster_issuer_name
+from components.workload_manifests import app_url, cluster_issuer_name
 
 settings, secrets = load_stack_config()
 plan = plan_addresses(settings.network)
@@ -44,7 +44,7 @@ bastion = Bastion(
     ),
 )
 
-# --- data tier (issue 3) -----------------------------------------------------------------
+# --- data tier ------------------------------------------------------------------------
 # Operations step 1 first: its RoleAddons (exporters, backup timers, log shipping) go onto the data VMs.
 operations = build_operations_tier(settings, secrets, plan)
 data_tier = build_data_tier(
@@ -58,18 +58,15 @@ data_tier = build_data_tier(
 for _name, _value in data_tier.exports().items():
     pulumi.export(_name, _value)
 
-# --- kubernetes tier (issue 4) -----------------------------------------------------------
+# --- kubernetes tier ------------------------------------------------------------------
 kubernetes = build_kubernetes_tier(settings, plan, network, data_tier.connections, settings.tags("lke"), secrets)
 pulumi.export("kubeconfig", kubernetes.kubeconfig)  # secret: admin credentials of the cluster
 pulumi.export("kubernetes_cluster_id", kubernetes.cluster.cluster_id)
 pulumi.export("app_namespace", kubernetes.namespace)
-# The address the end-to-end smoke check of a deployment calls (first workload with a host).
-_routes = [w.ingress for w in settings.kubernetes.workloads if w.ingress is not None]
-if _routes:
-    _scheme = "http" if settings.kubernetes.tls.mode == "none" else "https"
-    pulumi.export("app_url", f"{_scheme}://{_routes[0].host}{_routes[0].path}")
+if (url := app_url(settings.kubernetes)) is not None:
+    pulumi.export("app_url", url)  # what the deployment's end-to-end smoke check calls
 
-# --- operations (issue 5) ----------------------------------------------------------------
+# --- operations -----------------------------------------------------------------------
 # Step 2: backup windows on the data VMs, monitoring and logs in the cluster.
 operations.attach(
     data_instance_ids=data_tier.instance_ids(),

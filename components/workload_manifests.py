@@ -62,6 +62,15 @@ def cluster_issuer_name(settings: KubernetesSettings) -> str | None:
     return None if settings.tls.mode == "none" else settings.tls.mode
 
 
+def app_url(settings: KubernetesSettings) -> str | None:
+    """Where the first workload with an ingress answers: the deployment's smoke-check target."""
+    routes = [w.ingress for w in settings.workloads if w.ingress is not None]
+    if not routes:
+        return None
+    scheme = "http" if settings.tls.mode == "none" else "https"
+    return f"{scheme}://{routes[0].host}{routes[0].path}"
+
+
 def common_labels(ctx: StackContext) -> dict[str, str]:
     return {
         "app.kubernetes.io/part-of": PART_OF,

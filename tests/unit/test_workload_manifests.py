@@ -13,6 +13,7 @@ from components.workload_manifests import (
     CA_KEY,
     CONNECTION_SECRET,
     StackContext,
+    app_url,
     application_objects,
     cluster_issuer_name,
     connection_settings,
@@ -253,3 +254,8 @@ def test_without_names_urls_use_the_addresses_and_pods_need_no_aliases() -> None
     assert connections.host_aliases() == []
     for deployment in (o for o in render(prod_like_settings(), tls=False) if o["kind"] == "Deployment"):
         assert "hostAliases" not in deployment["spec"]["template"]["spec"]
+
+
+def test_app_url_is_the_first_public_workload_with_the_stacks_scheme() -> None:
+    assert app_url(prod_like_settings()) == "https://api.example.com/"
+    assert app_url(prod_like_settings(tls_mode="none")) == "http://api.example.com/"
