@@ -38,6 +38,26 @@ class StackSecrets:
         return value
 
 
+def required_secrets(settings: StackSettings) -> dict[str, str]:
+    """Secret keys this stack's settings depend on, with why: checked before any resource exists."""
+    required: dict[str, str] = {}
+    if any(w.build is not None for w in settings.kubernetes.workloads):
+        required[f"{settings.project}:registry_password"] = "a workload is built and pushed to the registry"
+    if settings.operations.backups.linode_backup_window:
+        required["linode:token"] = "the backup window is set through the Linode API"
+    return required
+
+
+def missing_secrets(settings: StackSettings, secret_names: set[str]) -> list[str]:
+    """One line per missing secret: key, why it is needed, how to set it."""
+    lines = []
+    for key, reason in required_secrets(settings).items():
+        name = key.split(":", 1)[1] if key.startswith(f"{settings.project}:") else key
+        if name not in secret_names:
+            lines.append(f"{key}: missing; {reason}: set it with `pulumi config set --secret {key} <value>`")
+    return lines
+
+
 def _all_config() -> dict[str, Any]:
     merged = dict(runtime_config.get_config_env())
     merged.update(runtime_config.CONFIG.get())
@@ -75,5 +95,8 @@ def load_stack_config() -> tuple[StackSettings, StackSecrets]:
         settings = load_settings(project, stack, plain)
     except SettingsError as error:
         raise pulumi.RunError(f"invalid stack config for {stack}:\n{error}") from None
+    missing = missing_secrets(settings, set(secret_values))
+    if missing:
+        raise pulumi.RunError(f"invalid stack config for {stack}:\n" + "\n".join(missing))
     secrets = StackSecrets({key: pulumi.Output.secret(value) for key, value in secret_values.items()})
     return settings, secrets

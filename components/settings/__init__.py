@@ -88,6 +88,18 @@ class StackSettings(FoundationSettings):
         return self
 
     @model_validator(mode="after")
+    def _backup_window_needs_the_backup_service(self) -> StackSettings:
+        window = self.operations.backups.linode_backup_window
+        if window and not self.data.backups_enabled:
+            raise KeyedError(
+                "operations.backups.linode_backup_window",
+                repr(window),
+                "allowed: only with data.backups_enabled: true (the window belongs to Linode's Backup "
+                "Service on the data VMs)",
+            )
+        return self
+
+    @model_validator(mode="after")
     def _within_instance_limit(self) -> StackSettings:
         total = self.instance_count()
         if total > self.max_instances:

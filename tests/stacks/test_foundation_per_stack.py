@@ -159,3 +159,41 @@ def test_outputs_name_the_way_in(stack: str) -> None:
     assert outputs["stack"] == stack
     assert outputs["ssh_jump"].startswith("ssh -J ops@")
     assert ipaddress.ip_address(outputs["bastion_vpc_address"]) in ipaddress.ip_network(outputs["subnets"]["admin"])
+
+
+def test_missing_linode_token_stops_prod_before_any_resource() -> None:
+    from tests.harness import mocked_runtime, stack_config
+
+    config, secret_keys = stack_config("prod")
+    del config["linode:token"]
+    secret_keys.remove("linode:token")
+    with mocked_runtime("prod", config, secret_keys) as monitor:
+        from components.stack_config import load_stack_config
+
+        with pytest.raises(pulumi.RunError) as caught:
+            load_stack_config()
+    assert str(caught.value) == (
+        "invalid stack config for prod:\nlinode:token: missing; the backup window is set through the Linode API: "
+        "set it with `pulumi config set --secret linode:token <value>`"
+    )
+    assert monitor.records == []
+
+
+def test_built_workload_needs_the_registry_password() -> None:
+    from components.settings import load_settings
+    from components.stack_config import missing_secrets
+    from tests.unit.test_settings import stack_values
+
+    values = stack_values("dev")
+    kubernetes = json.loads(values["kubernetes"])
+    kubernetes["registry"] = {"server": "registry.example.com", "username": "ci"}
+    api = kubernetes["workloads"][0]
+    api.pop("image", None)
+    api["build"] = {"context": "app", "repository": "registry.example.com/api", "tag": "1.0.0"}
+    values["kubernetes"] = json.dumps(kubernetes)
+    settings = load_settings("platform-infra", "dev", values)
+    assert missing_secrets(settings, set()) == [
+        "platform-infra:registry_password: missing; a workload is built and pushed to the registry: "
+        "set it with `pulumi config set --secret platform-infra:registry_password <value>`"
+    ]
+    assert missing_secrets(settings, {"registry_password"}) == []

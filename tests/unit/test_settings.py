@@ -216,3 +216,12 @@ def test_enterprise_cluster_needs_a_13_or_14_app_subnet() -> None:
         "platform-infra:network.subnets.app: got '10.33.0.0/24'; allowed: a /13 or /14 inside 10.0.0.0/8 when "
         "kubernetes.tier is enterprise (the cluster joins this subnet)"
     )
+
+
+def test_backup_window_without_the_backup_service_is_refused() -> None:
+    data = json.loads(stack_values("prod")["data"])
+    data["backups_enabled"] = False
+    assert error_of("prod", data=data) == (
+        "platform-infra:operations.backups.linode_backup_window: got 'W2'; allowed: only with "
+        "data.backups_enabled: true (the window belongs to Linode's Backup Service on the data VMs)"
+    )
