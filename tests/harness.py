@@ -386,3 +386,20 @@ def unwrap_secret(value: Any) -> tuple[Any, bool]:
     if isinstance(value, dict) and value.get(SECRET_WRAPPER_KEY) == SECRET_SIG:
         return _plain(value["value"]), True
     return value, False
+
+
+def stack_values(stack: str) -> dict[str, Any]:
+    """The plain (non-secret) config of the real Pulumi.<stack>.yaml, keyed without the prefix."""
+    config, secret_keys = stack_config(stack)
+    return {
+        key.split(":", 1)[1]: value
+        for key, value in config.items()
+        if key.startswith(f"{PROJECT}:") and key not in secret_keys
+    }
+
+
+def load_stack_settings(stack: str) -> Any:
+    """The validated settings of a real stack file, as the program sees them."""
+    from components.settings import load_settings
+
+    return load_settings(PROJECT, stack, stack_values(stack))

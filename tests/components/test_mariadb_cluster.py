@@ -18,13 +18,13 @@ from components.mariadb import DataVmPlacement, MariaDbCluster, MariaDbClusterAr
 from components.role_addon import RoleAddon
 from components.settings.data import MariaDbSettings
 from tests.harness import (
-    SECRET_SIG,
     ProgramRun,
     ResourceRecord,
     resolve,
     run_component,
     run_program,
     run_program_expecting_error,
+    unwrap_secret,
 )
 
 APP_SOURCES = ("10.30.2.0/24",)
@@ -60,14 +60,8 @@ def placement_for(
     )
 
 
-def unwrap(value: Any) -> tuple[Any, bool]:
-    if isinstance(value, dict) and SECRET_SIG in value.values():
-        return value["value"], True
-    return value, False
-
-
 def user_data(record: ResourceRecord) -> str:
-    metadatas, _ = unwrap(record.inputs["metadatas"])
+    metadatas, _ = unwrap_secret(record.inputs["metadatas"])
     return base64.b64decode(metadatas[0]["userData"]).decode()
 
 

@@ -23,22 +23,17 @@ from components.monitoring import (
     scrape_configs,
 )
 from components.operations_tier import build_operations_tier
-from components.settings import StackSettings, load_settings
+from components.settings import StackSettings
 from components.settings.operations import LoggingSettings, ReceiverSettings
 from components.stack_config import StackSecrets
-from tests.harness import is_secret, run_component, stack_config
+from tests.harness import is_secret, load_stack_settings, run_component, unwrap_secret
 
 STACKS = ("dev", "staging", "prod")
 RELEASE = "kubernetes:helm.sh/v3:Release"
-SECRET_SIG = "4dabf18193072939515e22adb298388d"
 
 
 def settings_for(stack: str) -> StackSettings:
-    config, _ = stack_config(stack)
-    values = {
-        key.split(":", 1)[1]: value for key, value in config.items() if key.startswith("platform-infra:")
-    }
-    return load_settings("platform-infra", stack, values)
+    return load_stack_settings(stack)
 
 
 def _provider() -> Any:
@@ -66,8 +61,7 @@ def _release(records: list[Any], chart: str) -> Any:
 
 def _values(record: Any) -> Any:
     """A release's values, unwrapped when they were registered as a secret."""
-    values = record.inputs["values"]
-    return values["value"] if set(values) == {SECRET_SIG, "value"} else values
+    return unwrap_secret(record.inputs["values"])[0]
 
 
 @pytest.mark.parametrize("stack", STACKS)

@@ -10,7 +10,7 @@ from components.app_image import AppImage, AppImageArgs
 from components.settings.kubernetes import BuildSettings, RegistrySettings
 from components.workload_manifests import CONNECTION_SECRET, StackContext
 from components.workloads import Workloads, WorkloadsArgs
-from tests.harness import SECRET_SIG, ResourceRecord, run_component
+from tests.harness import ResourceRecord, run_component, unwrap_secret
 from tests.unit.test_workload_manifests import prod_like_settings, sample_connections
 
 CTX = StackContext("platform-infra", "prod", cluster_issuer="letsencrypt-production")
@@ -40,10 +40,7 @@ def build(images: dict[str, pulumi.Input[str]] | None = None) -> list[ResourceRe
 
 
 def unwrap(value: Any) -> Any:
-    """Secret inputs are recorded in the wire form {<secret signature key>: SECRET_SIG, "value": v}."""
-    if isinstance(value, dict) and SECRET_SIG in value.values():
-        return value["value"]
-    return value
+    return unwrap_secret(value)[0]
 
 
 def named(records: list[ResourceRecord], suffix: str) -> ResourceRecord:

@@ -10,17 +10,7 @@ import pytest
 
 from components.linode_catalog import IMAGES, PLANS, VPC_REGIONS
 from components.settings import SettingsError, StackSettings, load_settings
-from tests.harness import PROJECT, stack_config
-
-
-def stack_values(stack: str) -> dict[str, Any]:
-    """The plain (non-secret) config of the real Pulumi.<stack>.yaml, keyed without the prefix."""
-    config, secret_keys = stack_config(stack)
-    values: dict[str, Any] = {}
-    for key, value in config.items():
-        if key.startswith(f"{PROJECT}:") and key not in secret_keys:
-            values[key.split(":", 1)[1]] = value
-    return values
+from tests.harness import PROJECT, stack_values
 
 
 def load(stack: str, **changes: Any) -> StackSettings:

@@ -24,7 +24,7 @@ from components.data_cloud_init import (
 from components.mariadb_config import MariaDbCredentials, MariaDbNodeArgs
 from components.rabbitmq_config import RabbitMqCredentials, RabbitMqNodeArgs, node_names_for
 from components.redis_config import RedisNodeArgs
-from tests.harness import SECRET_SIG, ProgramRun, ResourceRecord, run_program
+from tests.harness import ProgramRun, ResourceRecord, run_program, unwrap_secret
 
 DATA_ROLES = ("mariadb", "redis", "rabbitmq")
 ADDRESSES = [f"10.0.1.{10 + i}" for i in range(5)]
@@ -50,12 +50,6 @@ def assert_valid(text: str, path: Path) -> None:
     assert result.returncode == 0 and "Valid cloud-config" in result.stdout, (
         f"{path.name}: {result.stdout}{result.stderr}"
     )
-
-
-def unwrap_secret(value: Any) -> tuple[Any, bool]:
-    if isinstance(value, dict) and SECRET_SIG in value.values():
-        return value["value"], True
-    return value, False
 
 
 @cache

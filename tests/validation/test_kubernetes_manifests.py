@@ -27,8 +27,8 @@ import yaml
 from components.address_plan import plan_addresses
 from components.connections import DataConnections, MariaDbConnection, RabbitMqConnection, RedisConnection
 from components.kubernetes_tier import app_source_cidrs
-from components.settings import StackSettings, load_settings
-from tests.harness import ROOT, SECRET_SIG, ResourceRecord, run_program, stack_config
+from components.settings import StackSettings
+from tests.harness import ROOT, SECRET_SIG, ResourceRecord, load_stack_settings, run_program
 
 STACKS = ("dev", "staging", "prod")
 CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"
@@ -157,9 +157,7 @@ CUSTOM_RESOURCE_SCHEMAS = {
 
 
 def settings_for(stack: str) -> StackSettings:
-    config, _ = stack_config(stack)
-    values = {key.split(":", 1)[1]: value for key, value in config.items() if key.startswith("platform-infra:")}
-    return load_settings("platform-infra", stack, values)
+    return load_stack_settings(stack)
 
 
 def connections_for(settings: StackSettings) -> DataConnections:
