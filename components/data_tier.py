@@ -32,9 +32,10 @@ import pulumi
 
 from components.address_plan import AddressPlan
 from components.connections import DataConnections
+from components.data_vm import DataVmPlacement
 from components.internal_ca import InternalCa, InternalCaArgs
 from components.kubernetes_tier import app_source_cidrs
-from components.mariadb import DataVmPlacement, MariaDbCluster, MariaDbClusterArgs
+from components.mariadb import MariaDbCluster, MariaDbClusterArgs
 from components.network import Network
 from components.rabbitmq import RabbitMqCluster, RabbitMqClusterArgs
 from components.redis import RedisCluster, RedisClusterArgs

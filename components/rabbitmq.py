@@ -9,8 +9,8 @@ import pulumi
 
 from components.connections import RabbitMqConnection
 from components.data_cloud_init import RABBITMQ_TLS_FILES, rabbitmq_cloud_config
+from components.data_vm import DataVmPlacement, dial_addresses, firewall_and_vms, password, tls_materials
 from components.firewall import InboundRule, RoleFirewall
-from components.mariadb import DataVmPlacement, dial_addresses, firewall_and_vms, password, tls_materials
 from components.rabbitmq_config import (
     AMQP_PORT,
     AMQPS_PORT,

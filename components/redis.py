@@ -9,8 +9,7 @@ import pulumi
 
 from components.connections import RedisConnection
 from components.data_cloud_init import REDIS_TLS_FILES, redis_cloud_config
-from components.firewall import InboundRule, RoleFirewall
-from components.mariadb import (
+from components.data_vm import (
     DataVmPlacement,
     dial_addresses,
     firewall_and_vms,
@@ -18,6 +17,7 @@ from components.mariadb import (
     password,
     tls_materials,
 )
+from components.firewall import InboundRule, RoleFirewall
 from components.redis_config import REDIS_PORT, SENTINEL_PORT, RedisNodeArgs, RedisTopology, topology_for
 from components.role_addon import node_user_data
 from components.settings.data import RedisSettings

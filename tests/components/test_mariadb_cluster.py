@@ -12,9 +12,10 @@ import pytest
 from pulumi.runtime.sync_await import _sync_await
 
 from components.cloud_init import BaseHardening, base_cloud_config
+from components.data_vm import DataVmPlacement
 from components.firewall import InboundRule
 from components.internal_ca import InternalCa, InternalCaArgs
-from components.mariadb import DataVmPlacement, MariaDbCluster, MariaDbClusterArgs
+from components.mariadb import MariaDbCluster, MariaDbClusterArgs
 from components.role_addon import RoleAddon
 from components.settings.data import MariaDbSettings
 from tests.harness import (
