@@ -22,11 +22,9 @@ from components.lke import LkeCluster, LkeClusterArgs
 from components.network import Network
 from components.settings import SettingsError, StackSettings
 from components.settings.kubernetes import LINODE_PRIVATE_NETWORK, KubernetesSettings
-from components.stack_config import StackSecrets
+from components.stack_config import REGISTRY_PASSWORD, StackSecrets
 from components.workload_manifests import StackContext, cluster_issuer_name
 from components.workloads import Workloads, WorkloadsArgs
-
-REGISTRY_PASSWORD_KEY = "registry_password"
 
 
 def app_source_cidrs(kubernetes: KubernetesSettings, plan: AddressPlan) -> tuple[str, ...]:
@@ -119,11 +117,11 @@ def build_kubernetes_tier(
             digest_pinned[workload.name] = "@sha256:" in workload.image
             continue
         assert k.registry is not None  # enforced by KubernetesSettings
-        password = secrets.get(REGISTRY_PASSWORD_KEY) if secrets else None
+        password = secrets.get(REGISTRY_PASSWORD) if secrets else None
         if password is None:
             raise SettingsError(
-                f"{settings.project}:{REGISTRY_PASSWORD_KEY}: missing; workload {workload.name} is built "
-                f"and pushed, set it with `pulumi config set --secret {REGISTRY_PASSWORD_KEY} <password>`"
+                f"{settings.project}:{REGISTRY_PASSWORD}: missing; workload {workload.name} is built "
+                f"and pushed, set it with `pulumi config set --secret {REGISTRY_PASSWORD} <password>`"
             )
         images[workload.name] = AppImage(
             f"image-{workload.name}",

@@ -33,11 +33,8 @@ from components.maintenance import maintenance_cloud_config
 from components.monitoring import Monitoring, MonitoringArgs
 from components.role_addon import RoleAddon
 from components.settings import SettingsError, StackSettings
-from components.stack_config import StackSecrets
+from components.stack_config import ALERT_SMTP_PASSWORD, ALERT_WEBHOOK_URL, LINODE_TOKEN, StackSecrets
 
-WEBHOOK_SECRET = "alert_webhook_url"
-SMTP_PASSWORD_SECRET = "alert_smtp_password"
-LINODE_TOKEN_SECRET = "linode:token"
 # Traefik (the cluster's ingress) names its request metrics like this.
 TRAEFIK_HTTP_METRICS = HttpMetrics(
     requests_total="traefik_service_requests_total",
@@ -118,7 +115,7 @@ class OperationsTier:
                     f"{backups.linode_backup_window!r}; allowed: only with "
                     f"{self.settings.project}:data.backups_enabled: true"
                 )
-            token = self.secrets.get(LINODE_TOKEN_SECRET)
+            token = self.secrets.get(LINODE_TOKEN)
             if token is None:
                 raise SettingsError(
                     "linode:token: missing; the backup window is set through the Linode API, set it "
@@ -170,8 +167,8 @@ class OperationsTier:
                     stack=self.settings.stack,
                     targets={role: self.plan.addresses(role, count) for role, count in counts.items()},
                     rules=rules,
-                    webhook_url=self.secrets.get(WEBHOOK_SECRET),
-                    smtp_password=self.secrets.get(SMTP_PASSWORD_SECRET),
+                    webhook_url=self.secrets.get(ALERT_WEBHOOK_URL),
+                    smtp_password=self.secrets.get(ALERT_SMTP_PASSWORD),
                     loki_url=self.logging.query_url if self.logging else None,
                 ),
                 opts=in_cluster,

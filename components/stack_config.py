@@ -16,7 +16,15 @@ from pulumi.runtime import config as runtime_config
 from components.settings import SettingsError, StackSettings, load_settings
 
 # Provider config the program itself needs (the backup-window provider calls the Linode API).
-PROVIDER_SECRET_KEYS = ("linode:token",)
+LINODE_TOKEN = "linode:token"
+PROVIDER_SECRET_KEYS = (LINODE_TOKEN,)
+
+# The project's secret config keys, one place: the tiers read them by these names, and the
+# loader refuses any of them written in plain text.
+REGISTRY_PASSWORD = "registry_password"
+ALERT_WEBHOOK_URL = "alert_webhook_url"
+ALERT_SMTP_PASSWORD = "alert_smtp_password"
+PROJECT_SECRET_KEYS = (REGISTRY_PASSWORD, ALERT_WEBHOOK_URL, ALERT_SMTP_PASSWORD)
 
 
 @dataclass(frozen=True)
@@ -42,9 +50,9 @@ def required_secrets(settings: StackSettings) -> dict[str, str]:
     """Secret keys this stack's settings depend on, with why: checked before any resource exists."""
     required: dict[str, str] = {}
     if any(w.build is not None for w in settings.kubernetes.workloads):
-        required[f"{settings.project}:registry_password"] = "a workload is built and pushed to the registry"
+        required[f"{settings.project}:{REGISTRY_PASSWORD}"] = "a workload is built and pushed to the registry"
     if settings.operations.backups.linode_backup_window:
-        required["linode:token"] = "the backup window is set through the Linode API"
+        required[LINODE_TOKEN] = "the backup window is set through the Linode API"
     return required
 
 
@@ -91,6 +99,17 @@ def load_stack_config() -> tuple[StackSettings, StackSecrets]:
     secret_keys = {key for key in config if runtime_config.is_config_secret(key)}
     secret_keys |= set(runtime_config.get_config_secret_keys_env())
     plain, secret_values = split_config(project, config, secret_keys)
+    in_plain_text = [f"{project}:{key}" for key in PROJECT_SECRET_KEYS if key in plain]
+    in_plain_text += [key for key in PROVIDER_SECRET_KEYS if key in config and key not in secret_keys]
+    if in_plain_text:
+        raise pulumi.RunError(
+            f"invalid stack config for {stack}:\n"
+            + "\n".join(
+                f"{key}: got a plain-text value; allowed: a secret only, set it with "
+                f"`pulumi config set --secret {key} <value>`"
+                for key in in_plain_text
+            )
+        )
     try:
         settings = load_settings(project, stack, plain)
     except SettingsError as error:

@@ -197,3 +197,38 @@ def test_built_workload_needs_the_registry_password() -> None:
         "set it with `pulumi config set --secret platform-infra:registry_password <value>`"
     ]
     assert missing_secrets(settings, {"registry_password"}) == []
+
+
+@pytest.mark.parametrize("key", ["registry_password", "alert_webhook_url", "linode:token"])
+def test_a_secret_written_in_plain_text_is_refused(key: str) -> None:
+    from tests.harness import PROJECT, mocked_runtime, stack_config
+
+    config, secret_keys = stack_config("dev")
+    full = key if ":" in key else f"{PROJECT}:{key}"
+    config[full] = "written-in-the-clear"
+    if full in secret_keys:
+        secret_keys.remove(full)
+    with mocked_runtime("dev", config, secret_keys) as monitor:
+        from components.stack_config import load_stack_config
+
+        with pytest.raises(pulumi.RunError) as caught:
+            load_stack_config()
+    assert str(caught.value) == (
+        f"invalid stack config for dev:\n{full}: got a plain-text value; allowed: a secret only, set it with "
+        f"`pulumi config set --secret {full} <value>`"
+    )
+    assert "written-in-the-clear" not in str(caught.value)
+    assert monitor.records == []
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_stack_files_hold_no_secret_in_plain_text(stack: str) -> None:
+    import yaml
+
+    from components.stack_config import PROJECT_SECRET_KEYS, PROVIDER_SECRET_KEYS
+    from tests.harness import ROOT
+
+    config = (yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text()) or {}).get("config") or {}
+    for key in [*(f"platform-infra:{k}" for k in PROJECT_SECRET_KEYS), *PROVIDER_SECRET_KEYS]:
+        if key in config:
+            assert isinstance(config[key], dict) and set(config[key]) == {"secure"}, key
