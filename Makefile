@@ -7,7 +7,7 @@ FORMAT ?= text
 APT_PACKAGES := $(shell grep -v '^\#' .ci/apt-packages.txt)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup system-packages preview preview-all lint typecheck unit integration test clean
+.PHONY: setup setup-tools system-packages preview preview-all lint typecheck unit integration test clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	python3.11 -m venv $(VENV) 2>/dev/null || python3 -m venv $(VENV)
@@ -22,7 +22,9 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	.venv-checkov/bin/pip install -q checkov==3.3.30
 	touch $@
 
-setup: $(VENV)/.installed .venv-checkov/.installed
+setup: $(VENV)/.installed
+
+setup-tools: setup .venv-checkov/.installed
 
 # The integration tests start the real servers. A policy-rc.d keeps Debian from starting them
 # as system services on install (the tests start their own on loopback).
@@ -30,9 +32,13 @@ system-packages:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  echo "installing: $$missing"; \
-	  [ -e /usr/sbin/policy-rc.d ] || printf '#!/bin/sh\nexit 101\n' | $(SUDO) tee /usr/sbin/policy-rc.d >/dev/null; \
-	  $(SUDO) chmod +x /usr/sbin/policy-rc.d; \
-	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  created=; if [ ! -e /usr/sbin/policy-rc.d ]; then \
+	    printf '#!/bin/sh\nexit 101\n' | $(SUDO) tee /usr/sbin/policy-rc.d >/dev/null; \
+	    $(SUDO) chmod +x /usr/sbin/policy-rc.d; created=1; fi; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
+	    --no-install-recommends $$missing >/dev/null; status=$$?; \
+	  [ -z "$$created" ] || $(SUDO) rm -f /usr/sbin/policy-rc.d; \
+	  exit $$status; \
 	fi
 
 preview: setup
@@ -47,14 +53,14 @@ lint: setup
 typecheck: setup
 	$(VENV)/bin/mypy .
 
-unit: setup system-packages
+unit: setup-tools system-packages
 	$(VENV)/bin/pytest -q -n 2 -m "not integration" tests
 
 integration: setup system-packages
 	$(VENV)/bin/pytest -q -m integration tests/integration
 
 # Everything CI runs: lint, types, then every test (integration ones start real servers).
-test: lint typecheck setup system-packages
+test: lint typecheck setup-tools system-packages
 	$(VENV)/bin/pytest -q -n 2 -m "not integration" tests
 	$(VENV)/bin/pytest -q -m integration tests/integration
 
