@@ -73,6 +73,8 @@ operations.attach(
     kubernetes_provider=kubernetes.provider,
     ingress_class=kubernetes.ingress_class,
     cluster_issuer=cluster_issuer_name(settings.kubernetes),
+    node_names=data_tier.connections.node_names,
+    host_aliases=data_tier.connections.host_aliases(),
 )
 for _name, _value in operations.exports.items():
     pulumi.export(_name, _value)

@@ -154,15 +154,21 @@ def _rabbitmq_prometheus() -> dict[str, Any]:
     return {"runcmd": [["sh", "-c", enable_loop]]}
 
 
-def exporters_cloud_config(role: str, address: str) -> dict[str, Any]:
-    """Cloud-config fragment for one data VM: node exporter plus its service's exporter."""
+def exporters_cloud_config(role: str, address: str, listen_all: bool = False) -> dict[str, Any]:
+    """Cloud-config fragment for one data VM: node exporter plus its service's exporter.
+
+    `listen_all`: a standard-tier cluster scrapes over Linode's private network, whose address
+    is assigned at creation, so the exporters listen on every address and the firewall (exporter
+    ports from the cluster's sources only) decides who gets through.
+    """
     if role not in DATA_ROLES:
         raise ValueError(f"role must be one of {', '.join(DATA_ROLES)}, got {role!r}")
-    fragments = [_node_exporter(address)]
+    listen = "0.0.0.0" if listen_all else address
+    fragments = [_node_exporter(listen)]
     if role == "mariadb":
-        fragments.append(_mysqld_exporter(address))
+        fragments.append(_mysqld_exporter(listen))
     elif role == "redis":
-        fragments.append(_redis_exporter(address))
+        fragments.append(_redis_exporter(listen))
     else:
         fragments.append(_rabbitmq_prometheus())
     merged: dict[str, Any] = {"packages": [], "write_files": [], "runcmd": []}

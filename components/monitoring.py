@@ -168,6 +168,7 @@ def monitoring_values(
     rules: Mapping[str, Any],
     alertmanager: Mapping[str, Any],
     loki_url: str | None,
+    host_aliases: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     """Helm values of kube-prometheus-stack for this stack."""
     light = settings.light
@@ -195,6 +196,7 @@ def monitoring_values(
                 "serviceMonitorSelectorNilUsesHelmValues": False,
                 "podMonitorSelectorNilUsesHelmValues": False,
                 "additionalScrapeConfigs": scrape_configs(targets),
+                **({"hostAliases": [dict(alias) for alias in host_aliases]} if host_aliases else {}),
                 "storageSpec": {
                     "volumeClaimTemplate": {
                         "spec": {
@@ -244,11 +246,13 @@ def monitoring_values(
 class MonitoringArgs:
     settings: MonitoringSettings
     stack: str
-    targets: Mapping[str, Sequence[str]]  # role -> data VM VPC addresses
+    targets: Mapping[str, Sequence[str]]  # role -> data VM names (or VPC addresses)
     rules: Mapping[str, Any]  # alert_rules.alert_rule_groups(...)
     webhook_url: pulumi.Input[str] | None = None  # secret
     smtp_password: pulumi.Input[str] | None = None  # secret
     loki_url: str | None = None
+    # Data node name -> the address Prometheus dials for it (an Output on the private network).
+    host_aliases: Sequence[Mapping[str, Any]] = ()
 
 
 class Monitoring(pulumi.ComponentResource):
@@ -289,7 +293,9 @@ class Monitoring(pulumi.ComponentResource):
             opts=in_namespace,
         )
         secrets = pulumi.Output.all(
-            pulumi.Output.from_input(args.webhook_url), pulumi.Output.from_input(args.smtp_password)
+            pulumi.Output.from_input(args.webhook_url),
+            pulumi.Output.from_input(args.smtp_password),
+            pulumi.Output.from_input([dict(alias) for alias in args.host_aliases]),
         )
         values: pulumi.Output[Any] = secrets.apply(
             lambda pair: monitoring_values(
@@ -298,6 +304,7 @@ class Monitoring(pulumi.ComponentResource):
                 args.rules,
                 alertmanager_config(args.settings.receivers, pair[0], pair[1]),
                 args.loki_url,
+                pair[2],
             )
         )
         has_secrets = args.webhook_url is not None or args.smtp_password is not None

@@ -23,6 +23,7 @@ from components.backup_schedule import BackupTarget, backup_cloud_config, backup
 from components.backups import BackupStorage, BackupStorageArgs, BackupWindows, BackupWindowsArgs
 from components.cloud_init import merge_cloud_configs
 from components.exporters import DATA_ROLES, exporter_inbound_rules, exporters_cloud_config
+from components.kubernetes_tier import app_source_cidrs
 from components.logging_stack import (
     LoggingStack,
     LoggingStackArgs,
@@ -69,7 +70,9 @@ def _role_fragment(
     # never loses two members at once.
     fragments: list[dict[str, Any]] = [maintenance_cloud_config(ops.maintenance.window, index)]
     if ops.monitoring.enabled:
-        fragments.append(exporters_cloud_config(role, address))
+        fragments.append(
+            exporters_cloud_config(role, address, listen_all=settings.kubernetes.data_path != "vpc")
+        )
     if backup is not None and index == backup_node_index(role_node_counts(settings)[role]):
         target = BackupTarget(
             endpoint=backup["endpoint"],
@@ -104,6 +107,8 @@ class OperationsTier:
         ingress_class: str | None = None,
         cluster_issuer: str | None = None,
         depends_on: Sequence[pulumi.Resource] = (),
+        node_names: Mapping[str, str] | None = None,
+        host_aliases: Sequence[Mapping[str, Any]] = (),
     ) -> OperationsTier:
         """Second step: needs the data VMs (backup windows) and the cluster (monitoring, logs)."""
         ops = self.settings.operations
@@ -165,7 +170,12 @@ class OperationsTier:
                 MonitoringArgs(
                     settings=ops.monitoring,
                     stack=self.settings.stack,
-                    targets={role: self.plan.addresses(role, count) for role, count in counts.items()},
+                    # Scrape by node name, pinned like the app pods' (VPC or private-network address).
+                    targets={
+                        role: [(node_names or {}).get(a, a) for a in self.plan.addresses(role, count)]
+                        for role, count in counts.items()
+                    },
+                    host_aliases=tuple(host_aliases),
                     rules=rules,
                     webhook_url=self.secrets.get(ALERT_WEBHOOK_URL),
                     smtp_password=self.secrets.get(ALERT_SMTP_PASSWORD),
@@ -204,7 +214,8 @@ def build_operations_tier(
         scheme = "http" if settings.kubernetes.tls.mode == "none" else "https"
         push_url = f"{scheme}://{ops.logging.vm_push_host}/loki/api/v1/push"
 
-    app_cidr = plan.subnets["app"].cidr_str
+    # Prometheus runs in the cluster: it reaches the exporters the way the app pods reach the data.
+    monitoring_sources = app_source_cidrs(settings.kubernetes, plan)
     addons: dict[str, RoleAddon] = {}
     for role in DATA_ROLES:
         count = role_node_counts(settings)[role]
@@ -237,7 +248,7 @@ def build_operations_tier(
                 pulumi.Output.secret(fragment) if (backup_values is not None or push_password) else fragment
             )
 
-        rules = exporter_inbound_rules(role, (app_cidr,)) if ops.monitoring.enabled else ()
+        rules = exporter_inbound_rules(role, monitoring_sources) if ops.monitoring.enabled else ()
         addons[role] = RoleAddon(cloud_config=cloud_config, inbound_rules=rules)
 
     tier = OperationsTier(

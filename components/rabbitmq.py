@@ -70,6 +70,7 @@ class RabbitMqCluster(pulumi.ComponentResource):
                     vhost=settings.vhost,
                     app_user=settings.user,
                     tls=RABBITMQ_TLS_FILES if material else None,
+                    metrics_interface="0.0.0.0" if placement.private_network else None,
                 )
                 return rabbitmq_cloud_config(node, tls=material, private_network=placement.private_network)
 

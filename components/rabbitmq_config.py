@@ -49,6 +49,9 @@ class RabbitMqNodeArgs:
     # Interface of the Erlang distribution listener; None: the node's VPC address, which is what
     # its node name's host part resolves to through /etc/hosts.
     dist_interface: str | None = None
+    # Interface of the Prometheus metrics listener; None: the node's VPC address. "0.0.0.0" when
+    # a standard-tier cluster scrapes over the private network (the firewall limits the sources).
+    metrics_interface: str | None = None
     definitions_file: str = "/etc/rabbitmq/definitions.json"
     # With TLS, Erlang distribution between the nodes (and the CLI tools) also runs over TLS,
     # with the node certificates; this is where its options file lives.
@@ -125,7 +128,7 @@ def render_rabbitmq_conf(args: RabbitMqNodeArgs) -> str:
     settings += [
         ("management.tcp.ip", args.address),
         ("management.tcp.port", str(args.management_port)),
-        ("prometheus.tcp.ip", args.address),
+        ("prometheus.tcp.ip", args.metrics_interface or args.address),
         ("prometheus.tcp.port", str(args.prometheus_port)),
         ("distribution.listener.interface", args.dist_interface or args.address),
         ("distribution.listener.port_range.min", str(args.dist_port)),

@@ -134,13 +134,17 @@ def test_backup_timers_only_on_the_backup_node_and_from_config(stack: str) -> No
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_exporter_ports_open_to_the_cluster_subnet_only(stack: str) -> None:
+def test_exporter_ports_open_to_the_cluster_sources_only(stack: str) -> None:
     settings = _settings(stack)
     tier, _ = run_component(lambda: _tier(settings), stack=stack)
-    app = str(settings.network.subnets["app"])
+    # Prometheus runs in the cluster: the VPC app subnet (Enterprise) or, for a standard-tier
+    # cluster outside the VPC, Linode's private network.
+    cluster = (
+        (str(settings.network.subnets["app"]),) if settings.kubernetes.data_path == "vpc" else ("192.168.128.0/17",)
+    )
     for role in ("mariadb", "redis", "rabbitmq"):
         [rule] = tier.addons[role].inbound_rules
-        assert rule.sources == (app,) and rule.protocol == "TCP"
+        assert rule.sources == cluster and rule.protocol == "TCP"
         assert rule.ports.startswith("9100,")
 
 

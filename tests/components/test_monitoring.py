@@ -278,3 +278,13 @@ def test_journal_shipping_fragment_passes_cloud_init_schema(tmp_path: Path) -> N
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_exporters_listen_everywhere_when_the_cluster_scrapes_over_the_private_network() -> None:
+    files = {
+        f["path"]: f["content"]
+        for f in exporters_cloud_config("redis", "10.20.1.20", listen_all=True)["write_files"]
+    }
+    assert "--web.listen-address=0.0.0.0:9100" in files["/etc/default/prometheus-node-exporter"]
+    assert "-web.listen-address=0.0.0.0:9121" in files["/etc/default/prometheus-redis-exporter"]
+    assert "10.20.1.20" not in files["/etc/default/prometheus-node-exporter"]

@@ -129,3 +129,13 @@ def test_tls_runs_erlang_distribution_and_the_cli_over_tls_with_peer_verificatio
     assert f'{{keyfile, "{TLS.key_file}"}}' in options
     with pytest.raises(ValueError):
         render_inter_node_tls_config(node(0))
+
+
+def test_metrics_listener_opens_to_every_address_only_when_asked() -> None:
+    import dataclasses
+
+    settings = conf(dataclasses.replace(node(1), metrics_interface="0.0.0.0"))
+    assert settings["prometheus.tcp.ip"] == "0.0.0.0"
+    # Management and Erlang distribution stay on the VPC address.
+    assert settings["management.tcp.ip"] == "10.0.1.31"
+    assert settings["distribution.listener.interface"] == "10.0.1.31"
