@@ -46,6 +46,14 @@ class DataVmPlacement:
     def hostname(self, index: int) -> str:
         return f"{self.label_prefix}-{index}"
 
+    def node_names(self) -> dict[str, str]:
+        """VPC address -> the node's name (hostname, certificate SAN), in node order."""
+        return {address: self.hostname(index) for index, address in enumerate(self.addresses)}
+
+    def require_nodes(self, nodes: int, service: str) -> None:
+        if len(self.addresses) != nodes:
+            raise ValueError(f"{self.label_prefix}: {nodes} {service} nodes need {nodes} addresses")
+
     def peer_sources(self) -> tuple[str, ...]:
         return tuple(f"{address}/32" for address in self.addresses)
 
@@ -139,7 +147,7 @@ def firewall_and_vms(
 
 def dial_addresses(placement: DataVmPlacement, vms: VmGroup) -> dict[str, pulumi.Input[str]]:
     """Node name -> the address app pods dial: VPC address, or the private-network one."""
-    names = [placement.hostname(i) for i in range(len(placement.addresses))]
+    names = list(placement.node_names().values())
     if placement.private_network and vms.private_network_ipv4s is not None:
         ips = vms.private_network_ipv4s
 

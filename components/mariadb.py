@@ -52,8 +52,7 @@ class MariaDbCluster(pulumi.ComponentResource):
         settings, placement = args.settings, args.placement
         nodes = settings.nodes
         self.topology = topology_for(nodes)
-        if len(placement.addresses) != nodes:
-            raise ValueError(f"{name}: {nodes} MariaDB nodes need {nodes} addresses")
+        placement.require_nodes(nodes, "MariaDB")
 
         self.root_password = password(f"{name}-root-password", self)
         self.app_password = password(f"{name}-app-password", self)
@@ -98,7 +97,7 @@ class MariaDbCluster(pulumi.ComponentResource):
         self.firewall, self.vms = firewall_and_vms(
             name, ROLE, placement, settings.plan, self.firewall_rules(placement), user_data, self
         )
-        self.node_names = {a: placement.hostname(i) for i, a in enumerate(placement.addresses)}
+        self.node_names = placement.node_names()
         self.dial_addresses = dial_addresses(placement, self.vms)
         self.connection = MariaDbConnection(
             hosts=tuple(placement.addresses),

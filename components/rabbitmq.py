@@ -46,10 +46,9 @@ class RabbitMqCluster(pulumi.ComponentResource):
         super().__init__("platform:data:RabbitMqCluster", name, None, opts)
         settings, placement = args.settings, args.placement
         nodes = settings.nodes
-        if len(placement.addresses) != nodes:
-            raise ValueError(f"{name}: {nodes} RabbitMQ nodes need {nodes} addresses")
+        placement.require_nodes(nodes, "RabbitMQ")
         # Node names from the address plan: rabbit@<label>, resolved through /etc/hosts.
-        self.node_names = node_names_for([placement.hostname(i) for i in range(nodes)])
+        self.node_names = node_names_for(list(placement.node_names().values()))
         tls = placement.ca is not None
 
         self.admin_password = password(f"{name}-admin-password", self)
@@ -95,7 +94,7 @@ class RabbitMqCluster(pulumi.ComponentResource):
             )
         self.firewall, self.vms = firewall_and_vms(name, ROLE, placement, settings.plan, rules, user_data, self)
 
-        self.hostnames = {a: placement.hostname(i) for i, a in enumerate(placement.addresses)}
+        self.hostnames = placement.node_names()  # node_names are the Erlang names here
         self.dial_addresses = dial_addresses(placement, self.vms)
         self.connection = RabbitMqConnection(
             hosts=tuple(placement.addresses),

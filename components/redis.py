@@ -43,8 +43,7 @@ class RedisCluster(pulumi.ComponentResource):
         settings, placement = args.settings, args.placement
         nodes = settings.nodes
         self.topology = topology_for(nodes)
-        if len(placement.addresses) != nodes:
-            raise ValueError(f"{name}: {nodes} Redis nodes need {nodes} addresses")
+        placement.require_nodes(nodes, "Redis")
         sentinel = self.topology is RedisTopology.SENTINEL
 
         self.auth_password = password(f"{name}-auth-password", self)
@@ -81,7 +80,7 @@ class RedisCluster(pulumi.ComponentResource):
             rules.append(InboundRule("sentinel-from-app", "TCP", str(SENTINEL_PORT), tuple(placement.app_sources)))
         self.firewall, self.vms = firewall_and_vms(name, ROLE, placement, settings.plan, rules, user_data, self)
 
-        self.node_names = {a: placement.hostname(i) for i, a in enumerate(placement.addresses)}
+        self.node_names = placement.node_names()
         self.dial_addresses = dial_addresses(placement, self.vms)
         self.connection = RedisConnection(
             hosts=tuple(placement.addresses),
