@@ -403,3 +403,19 @@ def load_stack_settings(stack: str) -> Any:
     from components.settings import load_settings
 
     return load_settings(PROJECT, stack, stack_values(stack))
+
+
+def assert_valid_cloud_config(text: str, path: Path) -> None:
+    """Write the user data to `path` and require cloud-init's own schema check to accept it."""
+    import shutil
+    import subprocess
+
+    cloud_init = shutil.which("cloud-init")
+    assert cloud_init, "cloud-init is installed by `make system-packages` (Debian package cloud-init)"
+    path.write_text(text)
+    result = subprocess.run(
+        [cloud_init, "schema", "--config-file", str(path)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0 and "Valid cloud-config" in result.stdout, (
+        f"{path.name}: {result.stdout}{result.stderr}"
+    )

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import base64
-import shutil
-import subprocess
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -24,7 +22,7 @@ from components.data_cloud_init import (
 from components.mariadb_config import MariaDbCredentials, MariaDbNodeArgs
 from components.rabbitmq_config import RabbitMqCredentials, RabbitMqNodeArgs, node_names_for
 from components.redis_config import RedisNodeArgs
-from tests.harness import ProgramRun, ResourceRecord, run_program, unwrap_secret
+from tests.harness import ProgramRun, ResourceRecord, assert_valid_cloud_config, run_program, unwrap_secret
 
 DATA_ROLES = ("mariadb", "redis", "rabbitmq")
 ADDRESSES = [f"10.0.1.{10 + i}" for i in range(5)]
@@ -34,22 +32,6 @@ MATERIAL = TlsMaterial(
     key_pem="-----BEGIN EC PRIVATE KEY-----\nKEY\n-----END EC PRIVATE KEY-----\n",
 )
 BASE = base_cloud_config(BaseHardening(ssh_keys=["ssh-ed25519 AAAAC3Nza test"], hostname="data"))
-
-
-def cloud_init() -> str:
-    path = shutil.which("cloud-init")
-    assert path, "cloud-init is a CI package (Debian: cloud-init)"
-    return path
-
-
-def assert_valid(text: str, path: Path) -> None:
-    path.write_text(text)
-    result = subprocess.run(
-        [cloud_init(), "schema", "--config-file", str(path)], capture_output=True, text=True, timeout=60
-    )
-    assert result.returncode == 0 and "Valid cloud-config" in result.stdout, (
-        f"{path.name}: {result.stdout}{result.stderr}"
-    )
 
 
 @cache
@@ -75,7 +57,7 @@ def test_user_data_of_every_data_vm_is_secret_and_passes_cloud_init_schema(stack
         assert secret, f"{vm.name}: user data carries credentials and must be a secret"
         text = base64.b64decode(metadatas[0]["userData"]).decode()
         assert text.startswith("#cloud-config\n")
-        assert_valid(text, tmp_path / f"{stack}-{vm.name}.yaml")
+        assert_valid_cloud_config(text, tmp_path / f"{stack}-{vm.name}.yaml")
 
 
 def topology_documents() -> list[tuple[str, dict[str, Any]]]:
@@ -119,4 +101,4 @@ def test_every_topology_document_merged_with_the_base_passes_cloud_init_schema(t
     documents = topology_documents()
     assert len(documents) == 42
     for name, doc in documents:
-        assert_valid(render_cloud_config(merge_cloud_configs(BASE, doc)), tmp_path / f"{name}.yaml")
+        assert_valid_cloud_config(render_cloud_config(merge_cloud_configs(BASE, doc)), tmp_path / f"{name}.yaml")
