@@ -64,10 +64,6 @@ class AddressPlan:
         subnet = self.subnets[tier]
         return [subnet.host(start + index) for index in range(count)]
 
-    def role_cidrs(self, role: str, count: int) -> list[str]:
-        """The /32 of each node: firewall sources for cluster peers."""
-        return [f"{address}/32" for address in self.addresses(role, count)]
-
     @staticmethod
     def _block(role: str) -> tuple[Tier, int, int]:
         if role not in ROLE_BLOCKS:

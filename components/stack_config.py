@@ -36,15 +36,6 @@ class StackSecrets:
     def get(self, key: str) -> pulumi.Output[str] | None:
         return self.values.get(key)
 
-    def require(self, key: str, project: str = "platform-infra") -> pulumi.Output[str]:
-        value = self.values.get(key)
-        if value is None:
-            raise SettingsError(
-                f"{key if ':' in key else f'{project}:{key}'}: missing; set it with "
-                f"`pulumi config set --secret {key if ':' in key else f'{project}:{key}'} <value>`"
-            )
-        return value
-
 
 def required_secrets(settings: StackSettings) -> dict[str, str]:
     """Secret keys this stack's settings depend on, with why: checked before any resource exists."""

@@ -27,9 +27,10 @@ from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import settings as runtime_settings
 from pulumi.runtime.sync_await import _sync_await
 
+from components.cost import SECRET_SIG, SECRET_SIG_KEY  # Pulumi's secret marker, defined once
+
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "platform-infra"
-SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 
 # Stand-ins for `secure:` values and for secrets an operator sets with `pulumi config set
 # --secret`; real values never exist in the repository.
@@ -378,12 +379,10 @@ def is_secret(value: Any) -> bool:
     return _resolve(value)[1]
 
 
-SECRET_WRAPPER_KEY = "4dabf18193072939515e22adb298388d"
-
 
 def unwrap_secret(value: Any) -> tuple[Any, bool]:
     """Record inputs keep the engine's secret wrapper; this returns (plain value, was it secret)."""
-    if isinstance(value, dict) and value.get(SECRET_WRAPPER_KEY) == SECRET_SIG:
+    if isinstance(value, dict) and value.get(SECRET_SIG_KEY) == SECRET_SIG:
         return _plain(value["value"]), True
     return value, False
 

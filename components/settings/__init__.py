@@ -171,7 +171,7 @@ def _format_value(value: Any) -> str:
     return json.dumps(value, default=str) if isinstance(value, dict | list) else repr(value)
 
 
-def _describe(project: str, error: ErrorDetails, model_values: Mapping[str, Any]) -> str:
+def _describe(project: str, error: ErrorDetails) -> str:
     loc = [str(part) for part in error["loc"]]
     message = error["msg"].removeprefix("Value error, ")
     if "|" in message and message.count("|") >= 2:
@@ -222,5 +222,5 @@ def load_settings(project: str, stack: str, values: Mapping[str, Any]) -> StackS
     try:
         return StackSettings.model_validate({**decoded, "project": project, "stack": stack})
     except ValidationError as exc:
-        lines = [_describe(project, error, decoded) for error in exc.errors()]
+        lines = [_describe(project, error) for error in exc.errors()]
         raise SettingsError("\n".join(dict.fromkeys(lines))) from None
