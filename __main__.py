@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import pulumi
 
-from components.address_plan import plan_addresses
-from components.bastion import Bastion, BastionArgs
-from components.cloud_init import BaseHardening, base_cloud_config
-from components.data_tier import build_data_tier
-from components.kubernetes_tier import build_kubernetes_tier
-from components.maintenance import maintenance_cloud_config
-from components.network import Network, NetworkArgs
-from components.operations_tier import build_operations_tier
-from components.stack_config import load_stack_config
-from components.workload_manifests import app_url, cluster_issuer_name
+from components.data.tier import build_data_tier
+from components.foundation.address_plan import plan_addresses
+from components.foundation.bastion import Bastion, BastionArgs
+from components.foundation.cloud_init import BaseHardening, base_cloud_config
+from components.foundation.network import Network, NetworkArgs
+from components.kubernetes.manifests import app_url, cluster_issuer_name
+from components.kubernetes.tier import build_kubernetes_tier
+from components.operations.maintenance import maintenance_cloud_config
+from components.operations.tier import build_operations_tier
+from components.settings.stack_config import load_stack_config
 
 settings, secrets = load_stack_config()
 plan = plan_addresses(settings.network)

@@ -17,8 +17,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from components import cost
 from components.settings.budget import BudgetSettings
+from policy import cost
 
 FIREWALL = "linode:index/firewall:Firewall"
 INSTANCE = cost.INSTANCE

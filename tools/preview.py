@@ -25,10 +25,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.tree import Tree
 
-from components import cost, pricing
+from components.linode import pricing
 from components.settings.budget import BudgetSettings
-from policy import rules
-from tests.harness import PROJECT, ProgramRun, ResourceRecord, run_program, stack_config
+from policy import cost, rules
+from tools.offline import PROJECT, ProgramRun, ResourceRecord, run_program, stack_config
 
 STACKS = ("dev", "staging", "prod")
 FORMATS = ("text", "markdown", "json")

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-from components.linode_catalog import IMAGES, PLANS, VPC_REGIONS
+from components.linode.catalog import IMAGES, PLANS, VPC_REGIONS
 from components.settings.common import KeyedError, StrictModel
 
 Tier = Literal["admin", "data", "app"]

@@ -5,14 +5,14 @@ from __future__ import annotations
 import pulumi
 import pytest
 
-from components.address_plan import plan_addresses
-from components.backup_schedule import backup_node_index
-from components.backups import BackupStorage, BackupStorageArgs, BackupWindows, BackupWindowsArgs
-from components.operations_tier import OperationsTier, build_operations_tier, role_node_counts
+from components.foundation.address_plan import plan_addresses
+from components.operations.backups import BackupStorage, BackupStorageArgs, BackupWindows, BackupWindowsArgs
+from components.operations.schedules import backup_node_index
+from components.operations.tier import OperationsTier, build_operations_tier, role_node_counts
 from components.settings import SettingsError, StackSettings, load_settings
 from components.settings.operations import BackupSettings
-from components.stack_config import StackSecrets
-from tests.harness import is_secret, resolve, run_component, stack_config
+from components.settings.stack_config import StackSecrets
+from tools.offline import is_secret, resolve, run_component, stack_config
 
 SETTINGS = BackupSettings(bucket_region="eu-central", retention_days=30)
 

@@ -9,19 +9,19 @@ import pulumi
 import pytest
 import yaml
 
-from components.address_plan import AddressPlan, AddressPlanError, SubnetPlan, plan_addresses
-from components.bastion import Bastion, BastionArgs
-from components.firewall import (
+from components.foundation.address_plan import AddressPlan, AddressPlanError, SubnetPlan, plan_addresses
+from components.foundation.bastion import Bastion, BastionArgs
+from components.foundation.firewall import (
     FirewallRuleError,
     InboundRule,
     RoleFirewall,
     RoleFirewallArgs,
     ssh_from_bastion,
 )
-from components.network import Network, NetworkArgs
+from components.foundation.network import Network, NetworkArgs
+from components.foundation.vm_group import STATEFUL_IGNORED_FIELDS, VmGroup, VmGroupArgs, VmGroupError
 from components.settings.base import NetworkSettings
-from components.vm_group import STATEFUL_IGNORED_FIELDS, VmGroup, VmGroupArgs, VmGroupError
-from tests.harness import run_component
+from tools.offline import run_component
 
 NETWORK = NetworkSettings.model_validate(
     {

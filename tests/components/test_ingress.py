@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 
-from components.cert_manager import ACME_DIRECTORIES, CertManager, CertManagerArgs
-from components.ingress import IngressController, IngressControllerArgs
+from components.kubernetes.cert_manager import ACME_DIRECTORIES, CertManager, CertManagerArgs
+from components.kubernetes.ingress import IngressController, IngressControllerArgs
+from components.kubernetes.manifests import StackContext
 from components.settings.kubernetes import IngressSettings, TlsSettings
-from components.workload_manifests import StackContext
-from tests.harness import ResourceRecord, run_component
+from tools.offline import ResourceRecord, run_component
 
 CTX = StackContext("platform-infra", "prod")
 LB = "service.beta.kubernetes.io/linode-loadbalancer-"

@@ -8,7 +8,7 @@ import yaml
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-from components.lke import (
+from components.kubernetes.lke import (
     LKE_PRIVATE_RANGE,
     NODEBALANCER_RANGE,
     LkeCluster,
@@ -16,7 +16,7 @@ from components.lke import (
     node_firewall_rules,
 )
 from components.settings.kubernetes import NodePoolSettings
-from tests.harness import ResourceRecord, is_secret, mocked_runtime, resolve, run_component
+from tools.offline import ResourceRecord, is_secret, mocked_runtime, resolve, run_component
 
 
 def build(

@@ -11,14 +11,14 @@ import pydantic
 import pytest
 from pulumi.runtime.sync_await import _sync_await
 
-from components.cloud_init import BaseHardening, base_cloud_config
-from components.data_vm import DataVmPlacement
-from components.firewall import InboundRule
-from components.internal_ca import InternalCa, InternalCaArgs
-from components.mariadb import MariaDbCluster, MariaDbClusterArgs
-from components.role_addon import RoleAddon
+from components.data.internal_ca import InternalCa, InternalCaArgs
+from components.data.mariadb.cluster import MariaDbCluster, MariaDbClusterArgs
+from components.data.placement import DataVmPlacement
+from components.foundation.cloud_init import BaseHardening, base_cloud_config
+from components.foundation.firewall import InboundRule
+from components.foundation.role_addon import RoleAddon
 from components.settings.data import MariaDbSettings
-from tests.harness import (
+from tools.offline import (
     ProgramRun,
     ResourceRecord,
     resolve,

@@ -12,21 +12,21 @@ import pulumi
 import pytest
 import yaml
 
-from components.alert_rules import alert_names
-from components.exporters import REDIS_PASSWORD_SCRIPT, SCRAPE_JOBS, exporters_cloud_config
-from components.logging_stack import LoggingStack, LoggingStackArgs, journal_shipping_cloud_config
-from components.monitoring import (
+from components.operations.alert_rules import alert_names
+from components.operations.exporters import REDIS_PASSWORD_SCRIPT, SCRAPE_JOBS, exporters_cloud_config
+from components.operations.logging import LoggingStack, LoggingStackArgs, journal_shipping_cloud_config
+from components.operations.monitoring import (
     CHART,
     DASHBOARD_LABEL,
     alertmanager_config,
     platform_dashboard,
     scrape_configs,
 )
-from components.operations_tier import build_operations_tier
+from components.operations.tier import build_operations_tier
 from components.settings import StackSettings
 from components.settings.operations import LoggingSettings, ReceiverSettings
-from components.stack_config import StackSecrets
-from tests.harness import assert_valid_cloud_config, is_secret, load_stack_settings, run_component, unwrap_secret
+from components.settings.stack_config import StackSecrets
+from tools.offline import assert_valid_cloud_config, is_secret, load_stack_settings, run_component, unwrap_secret
 
 STACKS = ("dev", "staging", "prod")
 RELEASE = "kubernetes:helm.sh/v3:Release"
@@ -47,7 +47,7 @@ def _build(stack: str, webhook: str | None = None) -> tuple[Any, list[Any]]:
     secrets = StackSecrets({"alert_webhook_url": pulumi.Output.secret(webhook)} if webhook else {})
 
     def build() -> Any:
-        from components.address_plan import plan_addresses
+        from components.foundation.address_plan import plan_addresses
 
         tier = build_operations_tier(settings, secrets, plan_addresses(settings.network))
         return tier.attach(kubernetes_provider=_provider(), ingress_class="traefik", cluster_issuer=None)
@@ -217,7 +217,7 @@ def test_alertmanager_config_passes_amtool(with_email: bool, tmp_path: Path) -> 
 
 @pytest.mark.parametrize("role", ["mariadb", "redis", "rabbitmq"])
 def test_exporter_fragment_passes_cloud_init_schema(role: str, tmp_path: Path) -> None:
-    from components.cloud_init import merge_cloud_configs, render_cloud_config
+    from components.foundation.cloud_init import merge_cloud_configs, render_cloud_config
 
     fragment = exporters_cloud_config(role, "10.30.1.11")
     text = render_cloud_config(merge_cloud_configs({"package_update": True}, fragment))
@@ -256,7 +256,7 @@ def test_redis_exporter_reads_the_password_from_redis_conf(tmp_path: Path) -> No
 
 
 def test_journal_shipping_fragment_passes_cloud_init_schema(tmp_path: Path) -> None:
-    from components.cloud_init import merge_cloud_configs, render_cloud_config
+    from components.foundation.cloud_init import merge_cloud_configs, render_cloud_config
 
     fragment = journal_shipping_cloud_config("https://logs.example.com/loki/api/v1/push", "pw", "prod", "redis")
     assert fragment["apt"]["sources"]["grafana"]["keyid"] == "B53AE77BADB630A683046005963FA27710458545"

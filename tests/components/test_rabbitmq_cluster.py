@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pulumi.runtime.sync_await import _sync_await
 
-from components.rabbitmq import RabbitMqCluster, RabbitMqClusterArgs
+from components.data.rabbitmq.cluster import RabbitMqCluster, RabbitMqClusterArgs
 from components.settings.data import RabbitMqSettings
 from tests.components.test_mariadb_cluster import (
     APP_SOURCES,
@@ -19,7 +19,7 @@ from tests.components.test_mariadb_cluster import (
     role_vms,
     user_data,
 )
-from tests.harness import ResourceRecord, run_component
+from tools.offline import ResourceRecord, run_component
 
 
 def build(count: int, **kwargs: Any) -> tuple[RabbitMqCluster, list[ResourceRecord]]:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pulumi.runtime.sync_await import _sync_await
 
-from components.redis import RedisCluster, RedisClusterArgs
+from components.data.redis.cluster import RedisCluster, RedisClusterArgs
 from components.settings.data import RedisSettings
 from tests.components.test_mariadb_cluster import (
     APP_SOURCES,
@@ -20,7 +20,7 @@ from tests.components.test_mariadb_cluster import (
     role_vms,
     user_data,
 )
-from tests.harness import ResourceRecord, run_component
+from tools.offline import ResourceRecord, run_component
 
 
 def build(count: int, **kwargs: Any) -> tuple[RedisCluster, list[ResourceRecord]]:

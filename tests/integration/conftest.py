@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from components.connections import TlsFiles
+from components.data.connections import TlsFiles
 
 T = TypeVar("T")
 

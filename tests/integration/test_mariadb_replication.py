@@ -8,8 +8,8 @@ from pathlib import Path
 import pymysql
 import pytest
 
-from components.connections import TlsFiles
-from components.mariadb_config import (
+from components.data.connections import TlsFiles
+from components.data.mariadb.config import (
     MariaDbCredentials,
     MariaDbNodeArgs,
     render_replica_sql,

@@ -21,8 +21,8 @@ import pika
 import pika.exceptions
 import pytest
 
-from components.connections import TlsFiles
-from components.rabbitmq_config import (
+from components.data.connections import TlsFiles
+from components.data.rabbitmq.config import (
     ADMIN_USER,
     RabbitMqCredentials,
     RabbitMqNodeArgs,

@@ -13,8 +13,8 @@ import pytest
 import redis
 from redis.sentinel import Sentinel
 
-from components.connections import TlsFiles
-from components.redis_config import RedisNodeArgs, render_redis_conf, render_sentinel_conf
+from components.data.connections import TlsFiles
+from components.data.redis.config import RedisNodeArgs, render_redis_conf, render_sentinel_conf
 from tests.integration.conftest import (
     ServerProcess,
     TestCa,

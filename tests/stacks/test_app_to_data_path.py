@@ -6,8 +6,8 @@ import ipaddress
 
 import pytest
 
-from tests.harness import ResourceRecord, load_stack_settings, unwrap_secret
 from tests.stacks.test_foundation_per_stack import firewall_of, instances, program, role_of
+from tools.offline import ResourceRecord, load_stack_settings, unwrap_secret
 
 DATA_ROLES = ("mariadb", "redis", "rabbitmq")
 CLIENT_RULES = ("mariadb-from-app", "redis-from-app", "sentinel-from-app", "rabbitmq-from-app", "amqp-from-app")

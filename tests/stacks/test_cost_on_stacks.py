@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from components import cost, pricing
+from components.linode import pricing
 from components.settings import StackSettings, load_settings
-from policy import rules
-from tests.harness import PROJECT, ProgramRun, run_program, stack_config
+from policy import cost, rules
 from tools import preview
+from tools.offline import PROJECT, ProgramRun, run_program, stack_config
 
 STACKS = ("dev", "staging", "prod")
 DATA_ROLES = ("mariadb", "redis", "rabbitmq")

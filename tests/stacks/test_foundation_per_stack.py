@@ -12,7 +12,7 @@ from functools import cache
 import pulumi
 import pytest
 
-from tests.harness import ProgramRun, ResourceRecord, run_program, run_program_expecting_error
+from tools.offline import ProgramRun, ResourceRecord, run_program, run_program_expecting_error
 
 STACKS = ["dev", "staging", "prod"]
 TAGGABLE = {
@@ -162,13 +162,13 @@ def test_outputs_name_the_way_in(stack: str) -> None:
 
 
 def test_missing_linode_token_stops_prod_before_any_resource() -> None:
-    from tests.harness import mocked_runtime, stack_config
+    from tools.offline import mocked_runtime, stack_config
 
     config, secret_keys = stack_config("prod")
     del config["linode:token"]
     secret_keys.remove("linode:token")
     with mocked_runtime("prod", config, secret_keys) as monitor:
-        from components.stack_config import load_stack_config
+        from components.settings.stack_config import load_stack_config
 
         with pytest.raises(pulumi.RunError) as caught:
             load_stack_config()
@@ -181,7 +181,7 @@ def test_missing_linode_token_stops_prod_before_any_resource() -> None:
 
 def test_built_workload_needs_the_registry_password() -> None:
     from components.settings import load_settings
-    from components.stack_config import missing_secrets
+    from components.settings.stack_config import missing_secrets
     from tests.unit.test_settings import stack_values
 
     values = stack_values("dev")
@@ -201,7 +201,7 @@ def test_built_workload_needs_the_registry_password() -> None:
 
 @pytest.mark.parametrize("key", ["registry_password", "alert_webhook_url", "linode:token"])
 def test_a_secret_written_in_plain_text_is_refused(key: str) -> None:
-    from tests.harness import PROJECT, mocked_runtime, stack_config
+    from tools.offline import PROJECT, mocked_runtime, stack_config
 
     config, secret_keys = stack_config("dev")
     full = key if ":" in key else f"{PROJECT}:{key}"
@@ -209,7 +209,7 @@ def test_a_secret_written_in_plain_text_is_refused(key: str) -> None:
     if full in secret_keys:
         secret_keys.remove(full)
     with mocked_runtime("dev", config, secret_keys) as monitor:
-        from components.stack_config import load_stack_config
+        from components.settings.stack_config import load_stack_config
 
         with pytest.raises(pulumi.RunError) as caught:
             load_stack_config()
@@ -225,8 +225,8 @@ def test_a_secret_written_in_plain_text_is_refused(key: str) -> None:
 def test_stack_files_hold_no_secret_in_plain_text(stack: str) -> None:
     import yaml
 
-    from components.stack_config import PROJECT_SECRET_KEYS, PROVIDER_SECRET_KEYS
-    from tests.harness import ROOT
+    from components.settings.stack_config import PROJECT_SECRET_KEYS, PROVIDER_SECRET_KEYS
+    from tools.offline import ROOT
 
     config = (yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text()) or {}).get("config") or {}
     for key in [*(f"platform-infra:{k}" for k in PROJECT_SECRET_KEYS), *PROVIDER_SECRET_KEYS]:

@@ -10,8 +10,8 @@ import pytest
 
 from components.settings.budget import BudgetSettings
 from policy import rules
-from tests.harness import ProgramRun, run_program
 from tools import preview
+from tools.offline import ProgramRun, run_program
 
 STACKS = ("dev", "staging", "prod")
 _RUNS: dict[str, ProgramRun] = {}

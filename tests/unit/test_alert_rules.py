@@ -6,7 +6,7 @@ from typing import Any
 
 import yaml
 
-from components.alert_rules import (
+from components.operations.alert_rules import (
     AlertTopology,
     HttpMetrics,
     alert_names,

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from components.backup_schedule import (
+from components.foundation.cloud_init import merge_cloud_configs, render_cloud_config
+from components.operations.schedules import (
     ENV_PATH,
     SCRIPT_PATH,
     SCRIPT_SOURCE,
@@ -18,9 +19,8 @@ from components.backup_schedule import (
     backup_jobs,
     backup_node_index,
 )
-from components.cloud_init import merge_cloud_configs, render_cloud_config
 from components.settings.operations import BackupSettings
-from tests.harness import assert_valid_cloud_config
+from tools.offline import assert_valid_cloud_config
 
 PROD = BackupSettings(
     bucket_region="eu-central",

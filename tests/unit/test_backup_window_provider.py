@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from components.backup_window import BackupWindowProvider, LinodeApiError
+from components.operations.backup_window import BackupWindowProvider, LinodeApiError
 
 TOKEN = "fake-linode-token"
 VALID_WINDOWS = {f"W{hour}" for hour in range(0, 24, 2)} | {"Scheduling"}

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from components import cost, pricing
+from components.linode import pricing
 from components.settings.budget import SEED_BUDGETS_EUR, BudgetSettings
+from policy import cost
 
 
 @dataclass(frozen=True)

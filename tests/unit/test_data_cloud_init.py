@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from components.data_cloud_init import (
+from components.data.cloud_init import (
     MARIADB_TLS_FILES,
     PRIVATE_IPV4_FUNCTION,
     RABBITMQ_TLS_FILES,
@@ -21,9 +21,9 @@ from components.data_cloud_init import (
     redis_cloud_config,
     render_mariadb_setup_script,
 )
-from components.mariadb_config import MariaDbCredentials, MariaDbNodeArgs
-from components.rabbitmq_config import RabbitMqCredentials, RabbitMqNodeArgs, node_names_for
-from components.redis_config import RedisNodeArgs
+from components.data.mariadb.config import MariaDbCredentials, MariaDbNodeArgs
+from components.data.rabbitmq.config import RabbitMqCredentials, RabbitMqNodeArgs, node_names_for
+from components.data.redis.config import RedisNodeArgs
 
 ADDRESSES = ["10.0.1.10", "10.0.1.11", "10.0.1.12", "10.0.1.13", "10.0.1.14"]
 MATERIAL = TlsMaterial(ca_pem="CA PEM\n", cert_pem="CERT PEM\n", key_pem="KEY PEM\n")

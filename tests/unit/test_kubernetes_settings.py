@@ -12,7 +12,7 @@ from components.settings.kubernetes import (
     KubernetesSettings,
     kubernetes_minor,
 )
-from tests.harness import stack_config
+from tools.offline import stack_config
 
 API: dict[str, Any] = {
     "name": "api",

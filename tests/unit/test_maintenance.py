@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 import yaml
 
-from components.cloud_init import merge_cloud_configs, render_cloud_config
-from components.maintenance import REBOOT_UNIT, maintenance_cloud_config, reboot_time
+from components.foundation.cloud_init import merge_cloud_configs, render_cloud_config
+from components.operations.maintenance import REBOOT_UNIT, maintenance_cloud_config, reboot_time
 from components.settings.operations import MaintenanceWindow
-from tests.harness import assert_valid_cloud_config
+from tools.offline import assert_valid_cloud_config
 
 PROD = MaintenanceWindow(kind="daily", start="02:00", end="04:00")
 STAGING = MaintenanceWindow(kind="weekends")

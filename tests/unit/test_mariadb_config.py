@@ -6,8 +6,8 @@ import configparser
 
 import pytest
 
-from components.connections import TlsFiles
-from components.mariadb_config import (
+from components.data.connections import TlsFiles
+from components.data.mariadb.config import (
     MariaDbCredentials,
     MariaDbNodeArgs,
     MariaDbTopology,

@@ -21,10 +21,9 @@ from google.protobuf import json_format, struct_pb2
 from pulumi.runtime import proto
 from pulumi_policy.policy import _PolicyAnalyzerServicer
 
-from components import cost
-from components.cost import SECRET_SIG, SECRET_SIG_KEY
 from components.settings.budget import BudgetSettings
-from policy import rules
+from policy import cost, rules
+from policy.cost import SECRET_SIG, SECRET_SIG_KEY
 from policy.rules import ResourceView, StackContext
 
 PROD = StackContext("prod", BudgetSettings(monthly_eur=1000))

@@ -9,8 +9,8 @@ import json
 
 import pytest
 
-from components.connections import TlsFiles
-from components.rabbitmq_config import (
+from components.data.connections import TlsFiles
+from components.data.rabbitmq.config import (
     RabbitMqCredentials,
     RabbitMqNodeArgs,
     node_names_for,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from components.connections import TlsFiles
-from components.redis_config import (
+from components.data.connections import TlsFiles
+from components.data.redis.config import (
     RedisNodeArgs,
     RedisTopology,
     render_redis_conf,

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from components.linode_catalog import IMAGES, PLANS, VPC_REGIONS
+from components.linode.catalog import IMAGES, PLANS, VPC_REGIONS
 from components.settings import SettingsError, StackSettings, load_settings
-from tests.harness import PROJECT, stack_values
+from tools.offline import PROJECT, stack_values
 
 
 def load(stack: str, **changes: Any) -> StackSettings:

@@ -7,9 +7,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from components.connections import DataConnections, MariaDbConnection, RabbitMqConnection, RedisConnection
-from components.settings.kubernetes import LKE_VERSIONS, KubernetesSettings
-from components.workload_manifests import (
+from components.data.connections import DataConnections, MariaDbConnection, RabbitMqConnection, RedisConnection
+from components.kubernetes.manifests import (
     CA_KEY,
     CONNECTION_SECRET,
     StackContext,
@@ -18,6 +17,7 @@ from components.workload_manifests import (
     cluster_issuer_name,
     connection_settings,
 )
+from components.settings.kubernetes import LKE_VERSIONS, KubernetesSettings
 
 # A plain value where the contract has an Output: pure code never reads it, and a module-level
 # Output would outlive the Pulumi runtime of the test that created it.

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import assert_valid_cloud_config, unwrap_secret
 from tests.stacks.test_foundation_per_stack import DATA_ROLES, instances, program, role_of
+from tools.offline import assert_valid_cloud_config, unwrap_secret
 
 
 @pytest.mark.parametrize("stack", ["dev", "staging", "prod"])

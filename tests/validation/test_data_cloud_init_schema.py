@@ -9,8 +9,7 @@ from typing import Any
 
 import pytest
 
-from components.cloud_init import BaseHardening, base_cloud_config, merge_cloud_configs, render_cloud_config
-from components.data_cloud_init import (
+from components.data.cloud_init import (
     MARIADB_TLS_FILES,
     RABBITMQ_TLS_FILES,
     REDIS_TLS_FILES,
@@ -19,10 +18,11 @@ from components.data_cloud_init import (
     rabbitmq_cloud_config,
     redis_cloud_config,
 )
-from components.mariadb_config import MariaDbCredentials, MariaDbNodeArgs
-from components.rabbitmq_config import RabbitMqCredentials, RabbitMqNodeArgs, node_names_for
-from components.redis_config import RedisNodeArgs
-from tests.harness import ProgramRun, ResourceRecord, assert_valid_cloud_config, run_program, unwrap_secret
+from components.data.mariadb.config import MariaDbCredentials, MariaDbNodeArgs
+from components.data.rabbitmq.config import RabbitMqCredentials, RabbitMqNodeArgs, node_names_for
+from components.data.redis.config import RedisNodeArgs
+from components.foundation.cloud_init import BaseHardening, base_cloud_config, merge_cloud_configs, render_cloud_config
+from tools.offline import ProgramRun, ResourceRecord, assert_valid_cloud_config, run_program, unwrap_secret
 
 DATA_ROLES = ("mariadb", "redis", "rabbitmq")
 ADDRESSES = [f"10.0.1.{10 + i}" for i in range(5)]

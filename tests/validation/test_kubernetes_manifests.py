@@ -24,11 +24,11 @@ import pulumi
 import pytest
 import yaml
 
-from components.address_plan import plan_addresses
-from components.connections import DataConnections, MariaDbConnection, RabbitMqConnection, RedisConnection
-from components.kubernetes_tier import app_source_cidrs
+from components.data.connections import DataConnections, MariaDbConnection, RabbitMqConnection, RedisConnection
+from components.foundation.address_plan import plan_addresses
+from components.kubernetes.tier import app_source_cidrs
 from components.settings import StackSettings
-from tests.harness import ROOT, SECRET_SIG, ResourceRecord, load_stack_settings, run_program
+from tools.offline import ROOT, SECRET_SIG, ResourceRecord, load_stack_settings, run_program
 
 STACKS = ("dev", "staging", "prod")
 CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from components.alert_rules import AlertTopology, alert_names, alert_rule_groups, render_rules_yaml
+from components.operations.alert_rules import AlertTopology, alert_names, alert_rule_groups, render_rules_yaml
 from components.settings.operations import AlertThresholds, BackupSettings
 
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"

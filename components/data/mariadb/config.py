@@ -1,0 +1,273 @@
+"""Pure renderers for MariaDB: server option file and the SQL that sets up users and replication.
+
+Topology follows the node count: 1 = standalone, 2 = primary + read-only replica with GTID
+replication, odd >= 3 = Galera. Addresses, ports and paths are parameters (production defaults)
+so the integration tests start the very same configuration on loopback.
+"""
+
+from __future__ import annotations
+
+import configparser
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from components.data.connections import TlsFiles
+
+MARIADB_PORT = 3306
+GALERA_PORT = 4567
+IST_PORT = 4568
+SST_PORT = 4444
+
+
+class MariaDbTopology(StrEnum):
+    STANDALONE = "standalone"
+    PRIMARY_REPLICA = "primary-replica"
+    GALERA = "galera"
+
+
+def topology_for(nodes: int) -> MariaDbTopology:
+    """The topology a node count means; other counts are refused."""
+    if nodes == 1:
+        return MariaDbTopology.STANDALONE
+    if nodes == 2:
+        return MariaDbTopology.PRIMARY_REPLICA
+    if nodes >= 3 and nodes % 2 == 1:
+        return MariaDbTopology.GALERA
+    raise ValueError(
+        f"MariaDB node count {nodes} is not allowed: use 1 (standalone), 2 (primary + replica) "
+        "or an odd number >= 3 (Galera)"
+    )
+
+
+@dataclass(frozen=True)
+class MariaDbCredentials:
+    root_password: str
+    app_password: str
+    replication_password: str  # GTID replica (2 nodes) or Galera SST (mariabackup)
+    replication_user: str = "replicator"
+    sst_user: str = "sst"
+
+
+@dataclass(frozen=True)
+class MariaDbNodeArgs:
+    nodes: int
+    index: int
+    addresses: Sequence[str]  # every node's address, node order
+    credentials: MariaDbCredentials
+    tls: TlsFiles | None = None
+    cluster_name: str = "platform"
+    port: int = MARIADB_PORT
+    galera_port: int = GALERA_PORT
+    ist_port: int = IST_PORT
+    sst_port: int = SST_PORT
+    datadir: str = "/var/lib/mysql"
+    socket: str = "/run/mysqld/mysqld.sock"
+    pid_file: str = "/run/mysqld/mysqld.pid"
+    tmpdir: str | None = None
+    log_error: str | None = None  # None: Debian's default (journald)
+    run_as_user: str = "mysql"
+    buffer_pool_size: str = "512M"
+    galera_provider: str = "/usr/lib/galera/libgalera_smm.so"
+    extra_options: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        topology_for(self.nodes)
+        if len(self.addresses) != self.nodes:
+            raise ValueError(f"{self.nodes} nodes need {self.nodes} addresses, got {len(self.addresses)}")
+        if not 0 <= self.index < self.nodes:
+            raise ValueError(f"node index {self.index} outside 0..{self.nodes - 1}")
+
+    @property
+    def topology(self) -> MariaDbTopology:
+        return topology_for(self.nodes)
+
+    @property
+    def address(self) -> str:
+        return self.addresses[self.index]
+
+
+def _ini(sections: dict[str, dict[str, str | None]]) -> str:
+    parser = configparser.ConfigParser(allow_no_value=True, interpolation=None)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]  # keep option case
+    for name, options in sections.items():
+        parser[name] = {}
+        for key, value in options.items():
+            parser.set(name, key, value)
+    out = io.StringIO()
+    out.write("# Rendered by platform-infra (components/mariadb_config.py); do not edit by hand.\n")
+    parser.write(out)
+    return out.getvalue()
+
+
+def galera_cluster_address(args: MariaDbNodeArgs) -> str:
+    return "gcomm://" + ",".join(f"{address}:{args.galera_port}" for address in args.addresses)
+
+
+def render_server_cnf(args: MariaDbNodeArgs) -> str:
+    """The option file for node `args.index` (Debian: /etc/mysql/mariadb.conf.d/60-platform.cnf)."""
+    mysqld: dict[str, str | None] = {
+        "user": args.run_as_user,
+        "bind-address": args.address,
+        "port": str(args.port),
+        "datadir": args.datadir,
+        "socket": args.socket,
+        "pid-file": args.pid_file,
+        "server_id": str(args.index + 1),
+        "skip-name-resolve": None,
+        "character-set-server": "utf8mb4",
+        "collation-server": "utf8mb4_unicode_ci",
+        "default_storage_engine": "InnoDB",
+        "innodb_buffer_pool_size": args.buffer_pool_size,
+        "binlog_format": "ROW",
+    }
+    if args.tmpdir:
+        mysqld["tmpdir"] = args.tmpdir
+    if args.log_error:
+        mysqld["log_error"] = args.log_error
+    if args.tls:
+        mysqld.update(
+            {
+                "ssl_ca": args.tls.ca_file,
+                "ssl_cert": args.tls.cert_file,
+                "ssl_key": args.tls.key_file,
+                "require_secure_transport": "ON",
+                "tls_version": "TLSv1.2,TLSv1.3",
+            }
+        )
+    sections: dict[str, dict[str, str | None]] = {"mysqld": mysqld}
+    if args.topology is MariaDbTopology.PRIMARY_REPLICA:
+        mysqld.update(
+            {
+                "log_bin": "mariadb-bin",
+                "log_slave_updates": "ON",
+                "gtid_strict_mode": "ON",
+                "relay_log": "relay-bin",
+                "expire_logs_days": "7",
+            }
+        )
+        if args.index > 0:
+            # The app user has only database-level privileges, none of which bypass read_only.
+            mysqld["read_only"] = "ON"
+    elif args.topology is MariaDbTopology.GALERA:
+        provider_options = [
+            f"gmcast.listen_addr=tcp://{args.address}:{args.galera_port}",
+            f"ist.recv_addr={args.address}:{args.ist_port}",
+        ]
+        if args.tls:
+            provider_options += [
+                f"socket.ssl_ca={args.tls.ca_file}",
+                f"socket.ssl_cert={args.tls.cert_file}",
+                f"socket.ssl_key={args.tls.key_file}",
+            ]
+        creds = args.credentials
+        mysqld.update(
+            {
+                "innodb_autoinc_lock_mode": "2",
+                "innodb_flush_log_at_trx_commit": "2",  # durability comes from the other nodes
+                "wsrep_on": "ON",
+                "wsrep_provider": args.galera_provider,
+                "wsrep_cluster_name": args.cluster_name,
+                "wsrep_cluster_address": galera_cluster_address(args),
+                "wsrep_node_name": f"node-{args.index}",
+                "wsrep_node_address": f"{args.address}:{args.galera_port}",
+                "wsrep_sst_receive_address": f"{args.address}:{args.sst_port}",
+                "wsrep_sst_method": "mariabackup",
+                "wsrep_sst_auth": f"{creds.sst_user}:{creds.replication_password}",
+                "wsrep_provider_options": '"' + ";".join(provider_options) + '"',
+            }
+        )
+        if args.tls:
+            sections["sst"] = {
+                # socat TLS for the SST stream, verifying the peer's chain against the internal CA;
+                # VERIFY_CA because the SST script would otherwise match the peer's CN to its address.
+                "encrypt": "3",
+                "ssl-mode": "VERIFY_CA",
+                "tca": args.tls.ca_file,
+                "tcert": args.tls.cert_file,
+                "tkey": args.tls.key_file,
+            }
+    for key, value in args.extra_options.items():
+        mysqld[key] = value
+    return _ini(sections)
+
+
+def render_client_cnf(socket: str = "/run/mysqld/mysqld.sock") -> str:
+    """Client defaults for local administration over the Unix socket (root uses unix_socket auth)."""
+    return _ini({"client": {"socket": socket}})
+
+
+def sql_string(value: str) -> str:
+    """A single-quoted SQL string literal."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def render_users_sql(
+    args: MariaDbNodeArgs,
+    *,
+    database: str,
+    app_user: str,
+    app_client_host: str = "%",
+    replication_client_hosts: Sequence[str] | None = None,
+) -> str:
+    """SQL run once on the node that starts the data set (node 0): root, app, replication/SST users.
+
+    Idempotent. Replicas and Galera joiners receive the result through replication/SST. The
+    replication user may connect only from the nodes' own addresses (`replication_client_hosts`,
+    default: every node's address; the loopback tests pass the address their connections come from).
+    """
+    creds = args.credentials
+    require = " REQUIRE SSL" if args.tls else ""
+    lines = [
+        # root keeps unix_socket login for the box's operators and gets a password for emergencies.
+        "ALTER USER 'root'@'localhost' IDENTIFIED VIA unix_socket OR mysql_native_password "
+        f"USING PASSWORD({sql_string(creds.root_password)});",
+        "DELETE FROM mysql.global_priv WHERE User='';",
+        "DROP DATABASE IF EXISTS test;",
+        f"CREATE DATABASE IF NOT EXISTS `{database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;",
+        f"CREATE USER IF NOT EXISTS {sql_string(app_user)}@{sql_string(app_client_host)} "
+        f"IDENTIFIED BY {sql_string(creds.app_password)}{require};",
+        f"ALTER USER {sql_string(app_user)}@{sql_string(app_client_host)} "
+        f"IDENTIFIED BY {sql_string(creds.app_password)}{require};",
+        # Database-level privileges only: nothing that bypasses read_only on a replica.
+        f"GRANT ALL PRIVILEGES ON `{database}`.* TO {sql_string(app_user)}@{sql_string(app_client_host)};",
+    ]
+    if args.topology is MariaDbTopology.PRIMARY_REPLICA:
+        for host in replication_client_hosts or args.addresses:
+            user = f"{sql_string(creds.replication_user)}@{sql_string(host)}"
+            lines += [
+                f"CREATE USER IF NOT EXISTS {user} IDENTIFIED BY {sql_string(creds.replication_password)}"
+                f"{require};",
+                f"GRANT REPLICATION SLAVE, REPLICATION SLAVE ADMIN, BINLOG MONITOR ON *.* TO {user};",
+            ]
+    elif args.topology is MariaDbTopology.GALERA:
+        user = f"{sql_string(creds.sst_user)}@'localhost'"
+        lines += [
+            f"CREATE USER IF NOT EXISTS {user} IDENTIFIED BY {sql_string(creds.replication_password)};",
+            f"GRANT RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR, REPLICA MONITOR ON *.* TO {user};",
+        ]
+    lines.append("FLUSH PRIVILEGES;")
+    return "\n".join(lines) + "\n"
+
+
+def render_replica_sql(args: MariaDbNodeArgs, *, connect_retry: int = 5) -> str:
+    """SQL that points a replica (node > 0 of a primary/replica pair) at node 0 with GTID."""
+    if args.topology is not MariaDbTopology.PRIMARY_REPLICA or args.index == 0:
+        raise ValueError("only the replica of a primary/replica pair replicates from a primary")
+    creds = args.credentials
+    options = [
+        f"MASTER_HOST={sql_string(args.addresses[0])}",
+        f"MASTER_PORT={args.port}",
+        f"MASTER_USER={sql_string(creds.replication_user)}",
+        f"MASTER_PASSWORD={sql_string(creds.replication_password)}",
+        "MASTER_USE_GTID=slave_pos",
+        f"MASTER_CONNECT_RETRY={connect_retry}",
+    ]
+    if args.tls:
+        options += [
+            "MASTER_SSL=1",
+            f"MASTER_SSL_CA={sql_string(args.tls.ca_file)}",
+            "MASTER_SSL_VERIFY_SERVER_CERT=1",
+        ]
+    return "STOP SLAVE;\nCHANGE MASTER TO " + ", ".join(options) + ";\nSTART SLAVE;\n"

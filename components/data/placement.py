@@ -1,0 +1,158 @@
+"""What the three data clusters share: where their VMs go, their credentials, TLS and firewall.
+
+MariaDB, Redis and RabbitMQ differ in topology and configuration, not in how a data VM is
+placed, protected, credentialed and reached; that part lives here once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_random as random
+
+from components.data.cloud_init import TlsMaterial
+from components.data.internal_ca import InternalCa
+from components.foundation.firewall import InboundRule, RoleFirewall, RoleFirewallArgs, ssh_from_bastion
+from components.foundation.role_addon import RoleAddon
+from components.foundation.vm_group import VmGroup, VmGroupArgs
+from components.linode.catalog import PLANS
+
+
+@dataclass(frozen=True)
+class DataVmPlacement:
+    """Where and how a data role's VMs are built (shared by the three clusters)."""
+
+    label_prefix: str  # <project>-<stack>-<role>
+    region: str
+    image: str
+    vpc_subnet_id: pulumi.Input[int]
+    addresses: Sequence[str]
+    app_sources: Sequence[str]  # CIDRs of the app tier (client ports)
+    bastion_address: str
+    base_cloud_config: Mapping[str, Any]
+    tags: Sequence[str]
+    protect: bool  # prod: data VMs cannot be deleted by a stray `pulumi up`/`destroy`
+    disk_encryption: bool
+    backups_enabled: bool
+    ca: InternalCa | None = None  # TLS on when set
+    addon: RoleAddon | None = None
+    # Clients outside the VPC (standard-tier LKE) reach the VMs over Linode's private network:
+    # the VMs get a private IPv4 and the services listen on it too.
+    private_network: bool = False
+
+    def hostname(self, index: int) -> str:
+        return f"{self.label_prefix}-{index}"
+
+    def node_names(self) -> dict[str, str]:
+        """VPC address -> the node's name (hostname, certificate SAN), in node order."""
+        return {address: self.hostname(index) for index, address in enumerate(self.addresses)}
+
+    def require_nodes(self, nodes: int, service: str) -> None:
+        if len(self.addresses) != nodes:
+            raise ValueError(f"{self.label_prefix}: {nodes} {service} nodes need {nodes} addresses")
+
+    def peer_sources(self) -> tuple[str, ...]:
+        return tuple(f"{address}/32" for address in self.addresses)
+
+
+def memory_share(plan: str, share: float, unit: str = "M") -> str:
+    """A share of the plan's memory, e.g. InnoDB buffer pool or Redis maxmemory."""
+    spec = PLANS.get(plan)
+    megabytes = int((spec.memory_gb if spec else 2) * 1024 * share)
+    return f"{megabytes}{unit}"
+
+
+def password(name: str, parent: pulumi.Resource, length: int = 32) -> random.RandomPassword:
+    # Letters and digits only: the values go into option files, SQL and URLs without escaping.
+    return random.RandomPassword(
+        name,
+        length=length,
+        special=False,
+        min_upper=2,
+        min_lower=2,
+        min_numeric=2,
+        opts=pulumi.ResourceOptions(parent=parent, additional_secret_outputs=["result"]),
+    )
+
+
+def tls_materials(
+    name: str, placement: DataVmPlacement, parent: pulumi.Resource
+) -> list[pulumi.Output[TlsMaterial] | None]:
+    """Per-node TLS material from the internal CA (None everywhere when TLS is off)."""
+    if placement.ca is None:
+        return [None] * len(placement.addresses)
+    materials: list[pulumi.Output[TlsMaterial] | None] = []
+    for index, address in enumerate(placement.addresses):
+        issued = placement.ca.issue_server_certificate(
+            f"{name}-{index}-tls",
+            common_name=placement.hostname(index),
+            ip_addresses=[address],
+            dns_names=[placement.hostname(index)],
+            parent=parent,
+        )
+        materials.append(
+            pulumi.Output.all(placement.ca.ca_certificate_pem, issued.cert_pem, issued.private_key_pem).apply(
+                lambda v: TlsMaterial(ca_pem=v[0], cert_pem=v[1], key_pem=v[2])
+            )
+        )
+    return materials
+
+
+def firewall_and_vms(
+    name: str,
+    role: str,
+    placement: DataVmPlacement,
+    plan: str,
+    rules: list[InboundRule],
+    user_data: list[pulumi.Output[str]],
+    parent: pulumi.Resource,
+) -> tuple[RoleFirewall, VmGroup]:
+    all_rules = (
+        *rules,
+        ssh_from_bastion(placement.bastion_address),
+        *(placement.addon.inbound_rules if placement.addon else ()),
+    )
+    firewall = RoleFirewall(
+        f"{name}-firewall",
+        RoleFirewallArgs(label=placement.label_prefix[-32:], role=role, rules=all_rules, tags=tuple(placement.tags)),
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+    vms = VmGroup(
+        f"{name}-vms",
+        VmGroupArgs(
+            role=role,
+            label_prefix=placement.label_prefix,
+            count=len(placement.addresses),
+            plan=plan,
+            region=placement.region,
+            image=placement.image,
+            addresses=placement.addresses,
+            vpc_subnet_id=placement.vpc_subnet_id,
+            firewall_id=firewall.firewall_id,
+            user_data=user_data,
+            tags=placement.tags,
+            backups_enabled=placement.backups_enabled,
+            stateful=True,
+            protect=placement.protect,
+            disk_encryption=placement.disk_encryption,
+            private_ip=placement.private_network,
+        ),
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+    return firewall, vms
+
+
+def dial_addresses(placement: DataVmPlacement, vms: VmGroup) -> dict[str, pulumi.Input[str]]:
+    """Node name -> the address app pods dial: VPC address, or the private-network one."""
+    names = list(placement.node_names().values())
+    if placement.private_network and vms.private_network_ipv4s is not None:
+        ips = vms.private_network_ipv4s
+
+        def nth(index: int) -> pulumi.Output[str]:
+            return ips.apply(lambda values: values[index])
+
+        return {name: nth(i) for i, name in enumerate(names)}
+    return dict(zip(names, placement.addresses, strict=True))

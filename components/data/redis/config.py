@@ -1,0 +1,161 @@
+"""Pure renderers for Redis: redis.conf per node and sentinel.conf for 3+ nodes.
+
+1 node = standalone; 2 = primary (node 0) + replica; 3+ = primary, replicas and one Sentinel per
+node with a majority quorum. AUTH and protected mode are always on, every listener is bound to the
+node's VPC address; with TLS the plaintext port is closed (port 0) and TLS takes the usual port.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from components.data.connections import TlsFiles
+
+REDIS_PORT = 6379
+SENTINEL_PORT = 26379
+
+
+class RedisTopology(StrEnum):
+    STANDALONE = "standalone"
+    PRIMARY_REPLICA = "primary-replica"
+    SENTINEL = "sentinel"
+
+
+def topology_for(nodes: int) -> RedisTopology:
+    if nodes < 1:
+        raise ValueError(f"Redis needs at least 1 node, got {nodes}")
+    if nodes == 1:
+        return RedisTopology.STANDALONE
+    if nodes == 2:
+        return RedisTopology.PRIMARY_REPLICA
+    return RedisTopology.SENTINEL
+
+
+def sentinel_quorum(nodes: int) -> int:
+    """Sentinels that must agree the primary is down: a majority, so a minority cannot fail over."""
+    return nodes // 2 + 1
+
+
+@dataclass(frozen=True)
+class RedisNodeArgs:
+    nodes: int
+    index: int
+    addresses: Sequence[str]
+    password: str
+    tls: TlsFiles | None = None
+    port: int = REDIS_PORT
+    sentinel_port: int = SENTINEL_PORT
+    sentinel_master: str = "platform"
+    datadir: str = "/var/lib/redis"
+    logfile: str = "/var/log/redis/redis-server.log"
+    sentinel_logfile: str = "/var/log/redis/redis-sentinel.log"
+    pidfile: str = "/run/redis/redis-server.pid"
+    sentinel_pidfile: str = "/run/sentinel/redis-sentinel.pid"
+    maxmemory: str = "0"  # 0 = no limit; the component sets ~70% of the plan's memory
+    maxmemory_policy: str = "volatile-lru"
+    down_after_ms: int = 5000
+    failover_timeout_ms: int = 60000
+
+    def __post_init__(self) -> None:
+        if len(self.addresses) != self.nodes:
+            raise ValueError(f"{self.nodes} nodes need {self.nodes} addresses, got {len(self.addresses)}")
+        if not 0 <= self.index < self.nodes:
+            raise ValueError(f"node index {self.index} outside 0..{self.nodes - 1}")
+
+    @property
+    def topology(self) -> RedisTopology:
+        return topology_for(self.nodes)
+
+    @property
+    def address(self) -> str:
+        return self.addresses[self.index]
+
+
+def _quote(value: str) -> str:
+    """Redis config string argument (double-quoted, escaped)."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _lines(pairs: list[tuple[str, str]]) -> str:
+    header = "# Rendered by platform-infra (components/redis_config.py). Sentinel may rewrite it.\n"
+    return header + "".join(f"{key} {value}\n" for key, value in pairs)
+
+
+def _listener(args: RedisNodeArgs, port: int) -> list[tuple[str, str]]:
+    if args.tls is None:
+        return [("port", str(port))]
+    return [
+        ("port", "0"),  # no plaintext listener at all
+        ("tls-port", str(port)),
+        ("tls-cert-file", args.tls.cert_file),
+        ("tls-key-file", args.tls.key_file),
+        ("tls-ca-cert-file", args.tls.ca_file),
+        ("tls-auth-clients", "no"),  # clients prove themselves with AUTH; the server proves itself by cert
+        ("tls-replication", "yes"),
+        ("tls-protocols", _quote("TLSv1.2 TLSv1.3")),
+    ]
+
+
+def render_redis_conf(args: RedisNodeArgs) -> str:
+    """redis.conf of node `args.index`; node 0 starts as primary, the others replicate from it."""
+    pairs: list[tuple[str, str]] = [
+        ("bind", args.address),
+        ("protected-mode", "yes"),
+        *_listener(args, args.port),
+        ("daemonize", "no"),
+        ("pidfile", args.pidfile),
+        ("logfile", _quote(args.logfile)),
+        ("dir", args.datadir),
+        ("requirepass", _quote(args.password)),
+        # Every node may become primary after a failover, so every node knows the password.
+        ("masterauth", _quote(args.password)),
+        ("appendonly", "yes"),
+        ("appendfsync", "everysec"),
+        ("save", _quote("900 1 300 10 60 10000")),
+        ("maxmemory", args.maxmemory),
+        ("maxmemory-policy", args.maxmemory_policy),
+        ("replica-read-only", "yes"),
+        ("replica-serve-stale-data", "yes"),
+        ("repl-diskless-sync", "yes"),
+        # Dangerous admin commands are off for every client; operators use redis-cli on the VM.
+        ("rename-command", "FLUSHALL " + _quote("")),
+        ("rename-command", "DEBUG " + _quote("")),
+    ]
+    if args.topology is not RedisTopology.STANDALONE:
+        # Replicas announce their VPC address so Sentinel and clients reach them, not 127.0.0.1.
+        pairs.append(("replica-announce-ip", args.address))
+        if args.index > 0:
+            pairs.append(("replicaof", f"{args.addresses[0]} {args.port}"))
+        if args.topology is RedisTopology.SENTINEL:
+            # Fewer than one replica online means a split primary: stop taking writes.
+            pairs += [("min-replicas-to-write", "1"), ("min-replicas-max-lag", "10")]
+    return _lines(pairs)
+
+
+def render_sentinel_conf(args: RedisNodeArgs) -> str:
+    """sentinel.conf of node `args.index` (3+ nodes only); Sentinel rewrites it as it learns."""
+    if args.topology is not RedisTopology.SENTINEL:
+        raise ValueError("Sentinel runs only with 3 or more Redis nodes")
+    master = args.sentinel_master
+    pairs: list[tuple[str, str]] = [
+        ("bind", args.address),
+        ("protected-mode", "yes"),
+        *_listener(args, args.sentinel_port),
+        ("daemonize", "no"),
+        ("pidfile", args.sentinel_pidfile),
+        ("logfile", _quote(args.sentinel_logfile)),
+        ("dir", args.datadir),
+        # Clients and the other Sentinels authenticate with the same password.
+        ("requirepass", _quote(args.password)),
+        ("sentinel announce-ip", args.address),
+        ("sentinel announce-port", str(args.sentinel_port)),
+        ("sentinel resolve-hostnames", "no"),
+        ("sentinel monitor", f"{master} {args.addresses[0]} {args.port} {sentinel_quorum(args.nodes)}"),
+        ("sentinel auth-pass", f"{master} {_quote(args.password)}"),
+        ("sentinel down-after-milliseconds", f"{master} {args.down_after_ms}"),
+        ("sentinel failover-timeout", f"{master} {args.failover_timeout_ms}"),
+        ("sentinel parallel-syncs", f"{master} 1"),
+    ]
+    return _lines(pairs)

@@ -1,0 +1,155 @@
+"""Builds the data tier for __main__: internal CA (when TLS is on) and the three clusters.
+
+Rolling out a configuration change to existing data VMs. The VMs are stateful: VmGroup ignores
+changes to their user data (and image), so `pulumi up` after a change to a renderer, a password
+or a certificate updates the state but never rebuilds a database VM (and prod VMs are protected).
+Such a change reaches a running node like this, one node at a time, replicas/joiners first and
+the primary (node 0) last, inside the stack's maintenance window:
+
+1. `pulumi preview --diff` shows the new user data; render the node's new files locally with the
+   same functions (`components/*_config.py`) or read them from the preview.
+2. Over SSH through the bastion (`ssh -J ops@<bastion> ops@<vpc address>`), replace the files
+   the change touches (e.g. /etc/mysql/mariadb.conf.d/60-platform.cnf, /etc/redis/redis.conf,
+   /etc/rabbitmq/rabbitmq.conf, the TLS files) and restart that one service
+   (`systemctl restart mariadb|redis-server|redis-sentinel|rabbitmq-server`).
+3. Wait until the node is back in the cluster (Galera `wsrep_local_state_comment=Synced`, Redis
+   `master_link_status:up`, `rabbitmqctl cluster_status` / `rabbitmq-queues check_if_node_is_quorum_critical`)
+   before the next node.
+A node can also be rebuilt from scratch (it rejoins from its peers: Galera SST, Redis full sync,
+RabbitMQ join) with `pulumi up --replace <urn of that node>` after lifting `protect` for it; do
+that for one node at a time and never for the last copy of the data (standalone dev nodes).
+Rotating a password changes every node's files and the app's Secret together: run it as above,
+then roll the application Deployments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+
+from components.data.connections import DataConnections
+from components.data.internal_ca import InternalCa, InternalCaArgs
+from components.data.mariadb.cluster import MariaDbCluster, MariaDbClusterArgs
+from components.data.placement import DataVmPlacement
+from components.data.rabbitmq.cluster import RabbitMqCluster, RabbitMqClusterArgs
+from components.data.redis.cluster import RedisCluster, RedisClusterArgs
+from components.foundation.address_plan import AddressPlan
+from components.foundation.network import Network
+from components.foundation.role_addon import RoleAddon
+from components.kubernetes.tier import app_source_cidrs
+from components.settings import StackSettings
+
+DATA_ROLES = ("mariadb", "redis", "rabbitmq")
+
+
+@dataclass(frozen=True)
+class DataTier:
+    connections: DataConnections
+    clusters: dict[str, MariaDbCluster | RedisCluster | RabbitMqCluster]
+    ca: InternalCa | None
+
+    @property
+    def ca_certificate(self) -> pulumi.Output[str] | None:
+        return self.ca.ca_certificate_pem if self.ca else None
+
+    def instance_ids(self) -> dict[str, pulumi.Output[list[str]]]:
+        """Per data role, the Linode ids of its VMs (operations: backup windows)."""
+        return {role: cluster.vms.instance_ids for role, cluster in self.clusters.items()}
+
+    def exports(self) -> dict[str, Any]:
+        """Stack outputs: connection settings for the app tier, secret as a whole (they hold passwords)."""
+        c = self.connections
+        settings = {
+            "mariadb": {
+                "hosts": list(c.mariadb.hosts),
+                "primary_host": c.mariadb.primary_host,
+                "port": c.mariadb.port,
+                "database": c.mariadb.database,
+                "user": c.mariadb.user,
+                "password": c.mariadb.password,
+                "tls": c.mariadb.tls,
+            },
+            "redis": {
+                "hosts": list(c.redis.hosts),
+                "primary_host": c.redis.primary_host,
+                "port": c.redis.port,
+                "sentinel_port": c.redis.sentinel_port,
+                "sentinel_master": c.redis.sentinel_master,
+                "password": c.redis.password,
+                "tls": c.redis.tls,
+            },
+            "rabbitmq": {
+                "hosts": list(c.rabbitmq.hosts),
+                "port": c.rabbitmq.port,
+                "vhost": c.rabbitmq.vhost,
+                "user": c.rabbitmq.user,
+                "password": c.rabbitmq.password,
+                "tls": c.rabbitmq.tls,
+            },
+        }
+        exports: dict[str, Any] = {"data_connections": pulumi.Output.secret(settings)}
+        if c.ca_certificate is not None:
+            exports["data_ca_certificate"] = c.ca_certificate
+        return exports
+
+
+def build_data_tier(
+    settings: StackSettings,
+    plan: AddressPlan,
+    network: Network,
+    bastion_address: str,
+    base_cloud_config: Mapping[str, Any],
+    addons: Mapping[str, RoleAddon] | None = None,
+    tags: Sequence[str] = (),
+) -> DataTier:
+    data = settings.data
+    addons = addons or {}
+    unknown = set(addons) - set(DATA_ROLES)
+    if unknown:
+        raise ValueError(f"addons for unknown data roles: {sorted(unknown)}; known: {', '.join(DATA_ROLES)}")
+    ca = (
+        InternalCa("data-ca", InternalCaArgs(common_name=f"{settings.project} {settings.stack} data tier internal CA"))
+        if data.tls
+        else None
+    )
+    app_sources = app_source_cidrs(settings.kubernetes, plan)
+
+    def placement(role: str, count: int) -> DataVmPlacement:
+        return DataVmPlacement(
+            label_prefix=settings.label(role),
+            region=settings.region,
+            image=settings.image,
+            vpc_subnet_id=network.subnet_ids["data"],
+            addresses=plan.addresses(role, count),
+            app_sources=app_sources,
+            bastion_address=bastion_address,
+            base_cloud_config=base_cloud_config,
+            tags=[*settings.tags(role), *tags],
+            protect=settings.stack == "prod",
+            disk_encryption=data.disk_encryption,
+            backups_enabled=data.backups_enabled,
+            ca=ca,
+            addon=addons.get(role),
+            private_network=settings.kubernetes.data_path == "private-network",
+        )
+
+    mariadb = MariaDbCluster(
+        "mariadb", MariaDbClusterArgs(settings=data.mariadb, placement=placement("mariadb", data.mariadb.nodes))
+    )
+    redis = RedisCluster("redis", RedisClusterArgs(settings=data.redis, placement=placement("redis", data.redis.nodes)))
+    rabbitmq = RabbitMqCluster(
+        "rabbitmq", RabbitMqClusterArgs(settings=data.rabbitmq, placement=placement("rabbitmq", data.rabbitmq.nodes))
+    )
+    connections = DataConnections(
+        mariadb=mariadb.connection,
+        redis=redis.connection,
+        rabbitmq=rabbitmq.connection,
+        ca_certificate=ca.ca_certificate_pem if ca else None,
+        # Clients use each node's name (hostname, certificate SAN); pods pin it to dial_addresses.
+        node_names={**mariadb.node_names, **redis.node_names, **rabbitmq.hostnames},
+        dial_addresses={**mariadb.dial_addresses, **redis.dial_addresses, **rabbitmq.dial_addresses},
+    )
+    return DataTier(connections=connections, clusters={"mariadb": mariadb, "redis": redis, "rabbitmq": rabbitmq}, ca=ca)

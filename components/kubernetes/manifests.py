@@ -1,0 +1,661 @@
+"""Kubernetes objects of the application namespace, as plain dicts (pure, no Pulumi).
+
+Everything here is a function of the settings and plain data, so the same objects feed the
+Pulumi resources, the unit tests and the real validators (kubernetes-validate, checkov).
+Values that are only known at deploy time (an image digest) may be passed in as any object;
+the functions only place them.
+
+Edge behaviour (headers, rate limit, compression, redirect) is written as Traefik Middleware
+custom resources, which the Ingress objects reference by annotation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from components.data.connections import DataConnections
+from components.settings.kubernetes import LINODE_PRIVATE_NETWORK, KubernetesSettings, WorkloadSettings
+
+PART_OF = "platform-infra"
+CONNECTION_SECRET = "data-connections"
+CA_KEY = "ca.crt"
+CA_MOUNT_DIR = "/etc/platform-ca"
+TRAEFIK_LABEL = {"app.kubernetes.io/name": "traefik"}
+KUBE_DNS = {"k8s-app": "kube-dns"}
+ACME_SOLVER_LABEL = {"acme.cert-manager.io/http01-solver": "true"}
+ACME_SOLVER_PORT = 8089  # cert-manager's HTTP-01 solver pod listens here
+MIDDLEWARE_API = "traefik.io/v1alpha1"
+HSTS_SECONDS = 31_536_000  # one year, as in the seeds' nginx config
+
+# checkov suppressions, each with the reason that makes it acceptable here. They go into the
+# objects themselves (`checkov.io/skipN` annotations) so the scanner and the reader see them.
+SUPPRESS_SECRET_ENV = (
+    "CKV_K8S_35",
+    "connection URLs come from one Secret through secretKeyRef, as the platform contract "
+    "requires (12-factor apps read DATABASE_URL/REDIS_URL/AMQP_URL); the CA is mounted as a file",
+)
+SUPPRESS_DIGEST = (
+    "CKV_K8S_43",
+    "image pinned to an immutable release tag by stack config ('latest' and untagged refused); "
+    "images built by this program are deployed by digest",
+)
+
+
+@dataclass(frozen=True)
+class StackContext:
+    """Who the objects belong to: names and labels derived from project and stack."""
+
+    project: str
+    stack: str
+    ingress_class: str = "traefik"
+    cluster_issuer: str | None = None  # None: no TLS
+
+    @property
+    def tls(self) -> bool:
+        return self.cluster_issuer is not None
+
+
+def cluster_issuer_name(settings: KubernetesSettings) -> str | None:
+    return None if settings.tls.mode == "none" else settings.tls.mode
+
+
+def app_url(settings: KubernetesSettings) -> str | None:
+    """Where the first workload with an ingress answers: the deployment's smoke-check target."""
+    routes = [w.ingress for w in settings.workloads if w.ingress is not None]
+    if not routes:
+        return None
+    scheme = "http" if settings.tls.mode == "none" else "https"
+    return f"{scheme}://{routes[0].host}{routes[0].path}"
+
+
+def common_labels(ctx: StackContext) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/part-of": PART_OF,
+        "app.kubernetes.io/managed-by": "pulumi",
+        "platform.example/environment": ctx.stack,
+    }
+
+
+def workload_selector(workload: WorkloadSettings) -> dict[str, str]:
+    return {"app.kubernetes.io/name": workload.name, "app.kubernetes.io/instance": workload.name}
+
+
+def _meta(name: str, namespace: str | None, ctx: StackContext, **extra: Any) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name, "labels": dict(common_labels(ctx))}
+    if namespace is not None:
+        meta["namespace"] = namespace
+    for key, value in extra.items():
+        if key == "labels":
+            meta["labels"].update(value)
+        elif value:
+            meta[key] = value
+    return meta
+
+
+def _skip_annotations(skips: Sequence[tuple[str, str]]) -> dict[str, str]:
+    return {f"checkov.io/skip{i}": f"{check}={reason}" for i, (check, reason) in enumerate(skips, start=1)}
+
+
+# --- namespace ---------------------------------------------------------------------------------
+
+
+def pod_security_labels(kubernetes_minor: str) -> dict[str, str]:
+    """Pod Security Admission: enforce, audit and warn on the `restricted` profile."""
+    labels: dict[str, str] = {}
+    for mode in ("enforce", "audit", "warn"):
+        labels[f"pod-security.kubernetes.io/{mode}"] = "restricted"
+        labels[f"pod-security.kubernetes.io/{mode}-version"] = f"v{kubernetes_minor}"
+    return labels
+
+
+def namespace_object(name: str, kubernetes_minor: str, ctx: StackContext) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": _meta(name, None, ctx, labels=pod_security_labels(kubernetes_minor)),
+    }
+
+
+def namespace_guardrails(settings: KubernetesSettings, ctx: StackContext) -> list[dict[str, Any]]:
+    """ResourceQuota and LimitRange of the application namespace, from config."""
+    ns = settings.namespace
+    quota = ns.quota
+    limits = ns.limit_range
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "ResourceQuota",
+            "metadata": _meta("app-quota", ns.name, ctx),
+            "spec": {
+                "hard": {
+                    "requests.cpu": quota.requests_cpu,
+                    "requests.memory": quota.requests_memory,
+                    "limits.cpu": quota.limits_cpu,
+                    "limits.memory": quota.limits_memory,
+                    "pods": str(quota.pods),
+                }
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "LimitRange",
+            "metadata": _meta("container-defaults", ns.name, ctx),
+            "spec": {
+                "limits": [
+                    {
+                        "type": "Container",
+                        "defaultRequest": {
+                            "cpu": limits.default_request_cpu,
+                            "memory": limits.default_request_memory,
+                        },
+                        "default": {"cpu": limits.default_limit_cpu, "memory": limits.default_limit_memory},
+                        "max": {"cpu": limits.max_cpu, "memory": limits.max_memory},
+                    }
+                ]
+            },
+        },
+    ]
+
+
+# --- network policies ----------------------------------------------------------------------------
+
+
+def network_policies(
+    settings: KubernetesSettings, ctx: StackContext, destinations: Iterable[tuple[str, int]]
+) -> list[dict[str, Any]]:
+    """Default deny both ways, then exactly: DNS, ingress controller -> ports, pods -> data tier."""
+    ns = settings.namespace.name
+    part_of = {"app.kubernetes.io/part-of": PART_OF}
+    policies: list[dict[str, Any]] = [
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": _meta("default-deny-all", ns, ctx),
+            "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
+        },
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": _meta("allow-dns-egress", ns, ctx),
+            "spec": {
+                "podSelector": {},
+                "policyTypes": ["Egress"],
+                "egress": [
+                    {
+                        "to": [
+                            {
+                                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+                                "podSelector": {"matchLabels": dict(KUBE_DNS)},
+                            }
+                        ],
+                        "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+                    }
+                ],
+            },
+        },
+    ]
+    from_controller = [
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": settings.ingress.namespace}},
+            "podSelector": {"matchLabels": dict(TRAEFIK_LABEL)},
+        }
+    ]
+    for workload in settings.workloads:
+        if workload.port is None:
+            continue
+        policies.append(
+            {
+                "apiVersion": "networking.k8s.io/v1",
+                "kind": "NetworkPolicy",
+                "metadata": _meta(f"allow-ingress-controller-to-{workload.name}", ns, ctx),
+                "spec": {
+                    "podSelector": {"matchLabels": workload_selector(workload)},
+                    "policyTypes": ["Ingress"],
+                    "ingress": [{"from": from_controller, "ports": [{"protocol": "TCP", "port": workload.port}]}],
+                },
+            }
+        )
+    if ctx.tls:
+        # cert-manager's HTTP-01 solver pods run in this namespace; Traefik must reach them.
+        policies.append(
+            {
+                "apiVersion": "networking.k8s.io/v1",
+                "kind": "NetworkPolicy",
+                "metadata": _meta("allow-ingress-controller-to-acme-solver", ns, ctx),
+                "spec": {
+                    "podSelector": {"matchLabels": dict(ACME_SOLVER_LABEL)},
+                    "policyTypes": ["Ingress"],
+                    "ingress": [{"from": from_controller, "ports": [{"protocol": "TCP", "port": ACME_SOLVER_PORT}]}],
+                },
+            }
+        )
+    data_rules = data_egress_rules(settings, destinations)
+    if data_rules:
+        policies.append(
+            {
+                "apiVersion": "networking.k8s.io/v1",
+                "kind": "NetworkPolicy",
+                "metadata": _meta("allow-data-tier-egress", ns, ctx),
+                "spec": {
+                    "podSelector": {"matchLabels": part_of},
+                    "policyTypes": ["Egress"],
+                    "egress": data_rules,
+                },
+            }
+        )
+    return policies
+
+
+def data_egress_rules(settings: KubernetesSettings, destinations: Iterable[tuple[str, int]]) -> list[dict[str, Any]]:
+    """Egress to the data tier, the mirror image of the data firewalls' app-tier rules.
+
+    vpc (enterprise): each data VM's VPC address on its own port, one rule per pair.
+    private-network (standard): the nodes' SNATed traffic crosses Linode's private network,
+    which the data firewalls admit as 192.168.128.0/17 on the data ports; the same here.
+    """
+    pairs = list(dict.fromkeys(destinations))
+    if settings.data_path == "vpc":
+        return [
+            {"to": [{"ipBlock": {"cidr": f"{address}/32"}}], "ports": [{"protocol": "TCP", "port": port}]}
+            for address, port in pairs
+        ]
+    ports = sorted({port for _, port in pairs})
+    if not ports:
+        return []
+    return [
+        {
+            "to": [{"ipBlock": {"cidr": LINODE_PRIVATE_NETWORK}}],
+            "ports": [{"protocol": "TCP", "port": port} for port in ports],
+        }
+    ]
+
+
+# --- connection secret ---------------------------------------------------------------------------
+
+
+def connection_settings(
+    connections: DataConnections,
+    mariadb_password: str,
+    redis_password: str,
+    rabbitmq_password: str,
+    ca_certificate: str | None,
+) -> dict[str, str]:
+    """The Secret's keys: one URL per service (+ Sentinel and all-node lists), CA where TLS is on."""
+    db = connections.mariadb
+    db_params = f"?ssl-mode=VERIFY_IDENTITY&ssl-ca={CA_MOUNT_DIR}/{CA_KEY}" if db.tls else ""
+    data = {
+        "DATABASE_URL": (
+            f"mysql://{quote(db.user, safe='')}:{quote(mariadb_password, safe='')}"
+            f"@{connections.name_of(db.primary_host)}:{db.port}/{quote(db.database, safe='')}{db_params}"
+        ),
+    }
+    redis = connections.redis
+    scheme = "rediss" if redis.tls else "redis"
+    redis_host = connections.name_of(redis.primary_host)
+    data["REDIS_URL"] = f"{scheme}://:{quote(redis_password, safe='')}@{redis_host}:{redis.port}/0"
+    if redis.sentinel_port is not None and redis.sentinel_master is not None:
+        # After a failover the primary moves: Sentinel-aware clients must ask the Sentinels.
+        data["REDIS_SENTINELS"] = ",".join(
+            f"{connections.name_of(host)}:{redis.sentinel_port}" for host in redis.hosts
+        )
+        data["REDIS_SENTINEL_MASTER"] = redis.sentinel_master
+    mq = connections.rabbitmq
+    scheme = "amqps" if mq.tls else "amqp"
+    credentials = f"{quote(mq.user, safe='')}:{quote(rabbitmq_password, safe='')}"
+    vhost = quote(mq.vhost, safe="")
+    urls = [f"{scheme}://{credentials}@{connections.name_of(host)}:{mq.port}/{vhost}" for host in mq.hosts]
+    data["AMQP_URL"] = urls[0]
+    data["AMQP_URLS"] = ",".join(urls)
+    if ca_certificate is not None:
+        data[CA_KEY] = ca_certificate
+    return data
+
+
+def connection_secret(namespace: str, ctx: StackContext, data: Mapping[str, str]) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": _meta(CONNECTION_SECRET, namespace, ctx),
+        "stringData": dict(data),
+    }
+
+
+# --- workloads ---------------------------------------------------------------------------------
+
+
+def _env(workload: WorkloadSettings, secret_keys: Sequence[str]) -> list[dict[str, Any]]:
+    env: list[dict[str, Any]] = [{"name": key, "value": value} for key, value in sorted(workload.env.items())]
+    for key in secret_keys:
+        if key == CA_KEY:
+            env.append({"name": "DATA_CA_FILE", "value": f"{CA_MOUNT_DIR}/{CA_KEY}"})
+        else:
+            env.append({"name": key, "valueFrom": {"secretKeyRef": {"name": CONNECTION_SECRET, "key": key}}})
+    return env
+
+
+def _probes(workload: WorkloadSettings) -> dict[str, Any]:
+    if workload.port is not None:
+        return {
+            "readinessProbe": {
+                "httpGet": {"path": workload.readiness_path, "port": "http"},
+                "initialDelaySeconds": 5,
+                "periodSeconds": 5,
+                "failureThreshold": 3,
+            },
+            "livenessProbe": {
+                "httpGet": {"path": workload.liveness_path, "port": "http"},
+                "initialDelaySeconds": 30,
+                "periodSeconds": 10,
+                "failureThreshold": 3,
+            },
+        }
+    command = list(workload.health_command or ())
+    return {
+        "readinessProbe": {"exec": {"command": command}, "periodSeconds": 10, "failureThreshold": 3},
+        "livenessProbe": {
+            "exec": {"command": command},
+            "initialDelaySeconds": 30,
+            "periodSeconds": 20,
+            "failureThreshold": 3,
+        },
+    }
+
+
+def image_has_digest(image: object) -> bool:
+    return isinstance(image, str) and "@sha256:" in image
+
+
+def deployment(
+    workload: WorkloadSettings,
+    namespace: str,
+    ctx: StackContext,
+    image: Any,
+    secret_keys: Sequence[str],
+    digest_pinned: bool,
+    host_aliases: Sequence[Mapping[str, Any]] = (),
+) -> dict[str, Any]:
+    """A Deployment whose pods meet the Pod Security Standards `restricted` profile."""
+    selector = workload_selector(workload)
+    uid = workload.run_as_user
+    container: dict[str, Any] = {
+        "name": workload.name,
+        "image": image,
+        "imagePullPolicy": "Always",
+        "env": _env(workload, secret_keys),
+        "resources": {
+            "requests": {"cpu": workload.cpu_request, "memory": workload.memory_request},
+            "limits": {"cpu": workload.cpu_limit, "memory": workload.memory_limit},
+        },
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": uid,
+            "runAsGroup": uid,
+            "allowPrivilegeEscalation": False,
+            "privileged": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+        **_probes(workload),
+    }
+    if workload.port is not None:
+        container["ports"] = [{"name": "http", "containerPort": workload.port, "protocol": "TCP"}]
+    if workload.command:
+        container["command"] = list(workload.command)
+    if workload.args:
+        container["args"] = list(workload.args)
+    volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}]
+    if CA_KEY in secret_keys:
+        container["volumeMounts"].append({"name": "data-ca", "mountPath": CA_MOUNT_DIR, "readOnly": True})
+        volumes.append(
+            {
+                "name": "data-ca",
+                "secret": {"secretName": CONNECTION_SECRET, "items": [{"key": CA_KEY, "path": CA_KEY}]},
+            }
+        )
+    skips = [SUPPRESS_SECRET_ENV]
+    if not digest_pinned:
+        skips.append(SUPPRESS_DIGEST)
+    spec: dict[str, Any] = {
+        "selector": {"matchLabels": selector},
+        "revisionHistoryLimit": 5,
+        "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+        "template": {
+            "metadata": {"labels": {**common_labels(ctx), **selector}},
+            "spec": {
+                "serviceAccountName": workload.name,
+                "automountServiceAccountToken": False,
+                "enableServiceLinks": False,
+                "securityContext": {
+                    "runAsNonRoot": True,
+                    "runAsUser": uid,
+                    "runAsGroup": uid,
+                    "fsGroup": uid,
+                    "seccompProfile": {"type": "RuntimeDefault"},
+                },
+                "topologySpreadConstraints": [
+                    {
+                        "maxSkew": 1,
+                        "topologyKey": "kubernetes.io/hostname",
+                        "whenUnsatisfiable": "ScheduleAnyway",
+                        "labelSelector": {"matchLabels": selector},
+                    }
+                ],
+                "containers": [container],
+                "volumes": volumes,
+            },
+        },
+    }
+    if host_aliases:
+        # The data nodes' names (URLs, certificate SANs) pinned to the addresses pods dial.
+        spec["template"]["spec"]["hostAliases"] = [dict(alias) for alias in host_aliases]
+    if not workload.autoscaled:
+        # With an HPA the replica count belongs to the HPA; declaring it here would fight it.
+        spec["replicas"] = workload.initial_replicas
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _meta(workload.name, namespace, ctx, labels=selector, annotations=_skip_annotations(skips)),
+        "spec": spec,
+    }
+
+
+def service_account(workload: WorkloadSettings, namespace: str, ctx: StackContext) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": _meta(workload.name, namespace, ctx, labels=workload_selector(workload)),
+        "automountServiceAccountToken": False,
+    }
+
+
+def service(workload: WorkloadSettings, namespace: str, ctx: StackContext) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _meta(workload.name, namespace, ctx, labels=workload_selector(workload)),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": workload_selector(workload),
+            "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}],
+        },
+    }
+
+
+def autoscaler(workload: WorkloadSettings, namespace: str, ctx: StackContext) -> dict[str, Any]:
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": _meta(workload.name, namespace, ctx, labels=workload_selector(workload)),
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": workload.name},
+            "minReplicas": workload.min_replicas,
+            "maxReplicas": workload.max_replicas,
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": "cpu",
+                        "target": {
+                            "type": "Utilization",
+                            "averageUtilization": workload.target_cpu_utilization,
+                        },
+                    },
+                }
+            ],
+        },
+    }
+
+
+def disruption_budget(workload: WorkloadSettings, namespace: str, ctx: StackContext) -> dict[str, Any]:
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": _meta(workload.name, namespace, ctx, labels=workload_selector(workload)),
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": workload_selector(workload)}},
+    }
+
+
+# --- edge: Traefik middlewares and Ingress ---------------------------------------------------------
+
+
+def middleware_names(ctx: StackContext) -> list[str]:
+    names = ["security-headers", "rate-limit", "compress"]
+    if ctx.tls:
+        names.insert(0, "redirect-https")
+    return names
+
+
+def edge_middlewares(settings: KubernetesSettings, ctx: StackContext) -> list[dict[str, Any]]:
+    """The seeds' nginx edge rules as Traefik middlewares in the application namespace."""
+    ns = settings.namespace.name
+    headers: dict[str, Any] = {
+        "frameDeny": True,  # X-Frame-Options: DENY
+        "contentTypeNosniff": True,  # X-Content-Type-Options: nosniff
+        "browserXssFilter": True,  # X-XSS-Protection: 1; mode=block
+        "referrerPolicy": "strict-origin-when-cross-origin",
+    }
+    if ctx.tls:
+        headers.update({"stsSeconds": HSTS_SECONDS, "stsIncludeSubdomains": True})
+    rate = settings.ingress.rate_limit
+    middlewares: list[dict[str, Any]] = [
+        {
+            "apiVersion": MIDDLEWARE_API,
+            "kind": "Middleware",
+            "metadata": _meta("security-headers", ns, ctx),
+            "spec": {"headers": headers},
+        },
+        {
+            "apiVersion": MIDDLEWARE_API,
+            "kind": "Middleware",
+            "metadata": _meta("rate-limit", ns, ctx),
+            # No sourceCriterion: Traefik keys the limit on the client address (RemoteAddr),
+            # which the NodeBalancer's PROXY protocol header makes the real client.
+            "spec": {"rateLimit": {"average": rate.requests_per_second, "period": "1s", "burst": rate.burst}},
+        },
+        {
+            "apiVersion": MIDDLEWARE_API,
+            "kind": "Middleware",
+            "metadata": _meta("compress", ns, ctx),
+            "spec": {"compress": {"minResponseBodyBytes": 1024}},
+        },
+    ]
+    if ctx.tls:
+        middlewares.insert(
+            0,
+            {
+                "apiVersion": MIDDLEWARE_API,
+                "kind": "Middleware",
+                "metadata": _meta("redirect-https", ns, ctx),
+                "spec": {"redirectScheme": {"scheme": "https", "permanent": True}},
+            },
+        )
+    return middlewares
+
+
+def ingress(workload: WorkloadSettings, namespace: str, ctx: StackContext) -> dict[str, Any]:
+    assert workload.ingress is not None
+    chain = ",".join(f"{namespace}-{name}@kubernetescrd" for name in middleware_names(ctx))
+    annotations = {"traefik.ingress.kubernetes.io/router.middlewares": chain}
+    spec: dict[str, Any] = {
+        "ingressClassName": ctx.ingress_class,
+        "rules": [
+            {
+                "host": workload.ingress.host,
+                "http": {
+                    "paths": [
+                        {
+                            "path": workload.ingress.path,
+                            "pathType": "Prefix",
+                            "backend": {"service": {"name": workload.name, "port": {"name": "http"}}},
+                        }
+                    ]
+                },
+            }
+        ],
+    }
+    if ctx.tls:
+        assert ctx.cluster_issuer is not None
+        annotations["cert-manager.io/cluster-issuer"] = ctx.cluster_issuer
+        spec["tls"] = [{"hosts": [workload.ingress.host], "secretName": f"{workload.name}-tls"}]
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": _meta(workload.name, namespace, ctx, labels=workload_selector(workload), annotations=annotations),
+        "spec": spec,
+    }
+
+
+def workload_objects(
+    workload: WorkloadSettings,
+    namespace: str,
+    ctx: StackContext,
+    image: Any,
+    secret_keys: Sequence[str],
+    digest_pinned: bool | None = None,
+    host_aliases: Sequence[Mapping[str, Any]] = (),
+) -> list[dict[str, Any]]:
+    """Everything one workload needs, in apply order."""
+    pinned = image_has_digest(image) if digest_pinned is None else digest_pinned
+    objects = [
+        service_account(workload, namespace, ctx),
+        deployment(workload, namespace, ctx, image, secret_keys, pinned, host_aliases),
+    ]
+    if workload.port is not None:
+        objects.append(service(workload, namespace, ctx))
+    if workload.autoscaled:
+        objects.append(autoscaler(workload, namespace, ctx))
+    if workload.initial_replicas > 1:
+        objects.append(disruption_budget(workload, namespace, ctx))
+    if workload.ingress is not None:
+        objects.append(ingress(workload, namespace, ctx))
+    return objects
+
+
+def application_objects(
+    settings: KubernetesSettings,
+    ctx: StackContext,
+    destinations: Iterable[tuple[str, int]],
+    images: Mapping[str, Any],
+    secret_data: Mapping[str, Any],
+    digest_pinned: Mapping[str, bool] | None = None,
+    host_aliases: Sequence[Mapping[str, Any]] = (),
+) -> list[dict[str, Any]]:
+    """Namespace, guardrails, policies, middlewares, the connection Secret and every workload."""
+    ns = settings.namespace.name
+    secret_keys = sorted(secret_data)
+    objects = [namespace_object(ns, settings.kubernetes_minor, ctx)]
+    objects += namespace_guardrails(settings, ctx)
+    objects += network_policies(settings, ctx, destinations)
+    if any(w.ingress for w in settings.workloads):
+        objects += edge_middlewares(settings, ctx)
+    objects.append(connection_secret(ns, ctx, secret_data))
+    for workload in settings.workloads:
+        pinned = None if digest_pinned is None else digest_pinned.get(workload.name)
+        objects += workload_objects(workload, ns, ctx, images[workload.name], secret_keys, pinned, host_aliases)
+    return objects

@@ -1,0 +1,154 @@
+"""The Kubernetes tier of a stack, in dependency order: cluster, ingress, cert-manager, workloads.
+
+`__main__` calls `build_kubernetes_tier` once. How pods reach the data VMs follows the tier
+(see `app_source_cidrs`): over the stack's VPC on LKE Enterprise, over Linode's private
+network on the standard tier; firewalls and NetworkPolicies are built from the same rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.data.connections import DataConnections
+from components.foundation.address_plan import AddressPlan
+from components.foundation.network import Network
+from components.kubernetes.cert_manager import CertManager, CertManagerArgs
+from components.kubernetes.images import AppImage, AppImageArgs
+from components.kubernetes.ingress import IngressController, IngressControllerArgs
+from components.kubernetes.lke import LkeCluster, LkeClusterArgs
+from components.kubernetes.manifests import StackContext, cluster_issuer_name
+from components.kubernetes.workloads import Workloads, WorkloadsArgs
+from components.settings import SettingsError, StackSettings
+from components.settings.kubernetes import LINODE_PRIVATE_NETWORK, KubernetesSettings
+from components.settings.stack_config import REGISTRY_PASSWORD, StackSecrets
+
+
+def app_source_cidrs(kubernetes: KubernetesSettings, plan: AddressPlan) -> tuple[str, ...]:
+    """Sources the data firewalls must admit on the data ports for the app tier.
+
+    enterprise (cluster in the VPC "app" subnet): that subnet's CIDR.
+    standard (no VPC for the nodes): Linode's private network, 192.168.128.0/17, where the
+    nodes' private addresses live; the data VMs need a private IPv4 for it.
+    The NetworkPolicies' data egress (workload_manifests.data_egress_rules) mirrors this.
+    """
+    if kubernetes.data_path == "vpc":
+        return (plan.subnets["app"].cidr_str,)
+    return (LINODE_PRIVATE_NETWORK,)
+
+
+@dataclass(frozen=True)
+class KubernetesTier:
+    cluster: LkeCluster
+    provider: k8s.Provider
+    kubeconfig: pulumi.Output[str]  # secret
+    ingress: IngressController
+    cert_manager: CertManager
+    workloads: Workloads
+    images: dict[str, AppImage]
+
+    @property
+    def namespace(self) -> str:
+        return self.workloads.namespace
+
+    @property
+    def ingress_class(self) -> str:
+        return self.ingress.ingress_class
+
+
+def build_kubernetes_tier(
+    settings: StackSettings,
+    plan: AddressPlan,
+    network: Network,
+    connections: DataConnections,
+    tags: Sequence[str],
+    secrets: StackSecrets | None = None,
+) -> KubernetesTier:
+    k = settings.kubernetes
+    context = StackContext(settings.project, settings.stack, cluster_issuer=cluster_issuer_name(k))
+    vpc = k.data_path == "vpc"
+    cluster = LkeCluster(
+        "lke",
+        LkeClusterArgs(
+            label=settings.label("lke"),
+            region=settings.region,
+            version=k.version,
+            pool=k.pool,
+            high_availability=k.high_availability,
+            admin_ipv4_cidrs=settings.ipv4_admin_cidrs,
+            admin_ipv6_cidrs=settings.ipv6_admin_cidrs,
+            tier=k.tier,
+            vpc_id=network.vpc_id if vpc else None,
+            subnet_id=network.subnet_ids["app"] if vpc else None,
+            app_subnet_cidr=plan.subnets["app"].cidr_str if vpc else None,
+            tags=tuple(tags),
+        ),
+    )
+    in_cluster = pulumi.ResourceOptions(providers={"kubernetes": cluster.provider})
+    ingress = IngressController(
+        "ingress",
+        IngressControllerArgs(
+            settings=k.ingress,
+            context=context,
+            kubernetes_minor=k.kubernetes_minor,
+            firewall_label=settings.label("nodebalancer"),
+            tags=tuple(tags),
+        ),
+        opts=in_cluster,
+    )
+    cert_manager = CertManager(
+        "cert-manager",
+        CertManagerArgs(
+            tls=k.tls, ingress_class=ingress.ingress_class, context=context, kubernetes_minor=k.kubernetes_minor
+        ),
+        opts=in_cluster,
+    )
+
+    images: dict[str, AppImage] = {}
+    references: dict[str, pulumi.Input[str]] = {}
+    digest_pinned: dict[str, bool] = {}
+    for workload in k.workloads:
+        if workload.build is None:
+            assert workload.image is not None
+            references[workload.name] = workload.image
+            digest_pinned[workload.name] = "@sha256:" in workload.image
+            continue
+        assert k.registry is not None  # enforced by KubernetesSettings
+        password = secrets.get(REGISTRY_PASSWORD) if secrets else None
+        if password is None:
+            raise SettingsError(
+                f"{settings.project}:{REGISTRY_PASSWORD}: missing; workload {workload.name} is built "
+                f"and pushed, set it with `pulumi config set --secret {REGISTRY_PASSWORD} <password>`"
+            )
+        images[workload.name] = AppImage(
+            f"image-{workload.name}",
+            AppImageArgs(build=workload.build, registry=k.registry, registry_password=password),
+        )
+        references[workload.name] = images[workload.name].reference
+        digest_pinned[workload.name] = True
+
+    workloads = Workloads(
+        "app",
+        WorkloadsArgs(
+            settings=k,
+            context=context,
+            connections=connections,
+            images=references,
+            digest_pinned=digest_pinned,
+            crd_dependencies=(ingress.release,),
+            issuer_dependencies=(cert_manager.issuer,) if cert_manager.issuer else (),
+        ),
+        opts=in_cluster,
+    )
+    return KubernetesTier(
+        cluster=cluster,
+        provider=cluster.provider,
+        kubeconfig=cluster.kubeconfig,
+        ingress=ingress,
+        cert_manager=cert_manager,
+        workloads=workloads,
+        images=images,
+    )

@@ -1,0 +1,132 @@
+"""Declares the application namespace and its workloads from the pure manifests.
+
+Every object comes from `workload_manifests.application_objects`, so what the validators check
+is exactly what is declared. Typed pulumi_kubernetes resources are used for built-in kinds (so
+the provider validates and awaits them); Traefik middlewares are CustomResources. The caller
+passes the explicit Kubernetes provider through `opts.providers`; children inherit it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.data.connections import DataConnections
+from components.kubernetes.manifests import (
+    CONNECTION_SECRET,
+    StackContext,
+    application_objects,
+    connection_settings,
+)
+from components.settings.kubernetes import KubernetesSettings
+
+TYPED_KINDS: dict[tuple[str, str], Any] = {
+    ("v1", "Namespace"): k8s.core.v1.Namespace,
+    ("v1", "ResourceQuota"): k8s.core.v1.ResourceQuota,
+    ("v1", "LimitRange"): k8s.core.v1.LimitRange,
+    ("v1", "Secret"): k8s.core.v1.Secret,
+    ("v1", "ServiceAccount"): k8s.core.v1.ServiceAccount,
+    ("v1", "Service"): k8s.core.v1.Service,
+    ("apps/v1", "Deployment"): k8s.apps.v1.Deployment,
+    ("autoscaling/v2", "HorizontalPodAutoscaler"): k8s.autoscaling.v2.HorizontalPodAutoscaler,
+    ("policy/v1", "PodDisruptionBudget"): k8s.policy.v1.PodDisruptionBudget,
+    ("networking.k8s.io/v1", "NetworkPolicy"): k8s.networking.v1.NetworkPolicy,
+    ("networking.k8s.io/v1", "Ingress"): k8s.networking.v1.Ingress,
+}
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def secret_keys(connections: DataConnections) -> list[str]:
+    """The Secret's keys, known at plan time (values are not): env refs are built from these."""
+    ca = "" if connections.ca_certificate is not None else None
+    return sorted(connection_settings(connections, "", "", "", ca))
+
+
+def secret_values(connections: DataConnections) -> pulumi.Output[dict[str, str]]:
+    ca: pulumi.Input[str | None] = connections.ca_certificate
+    return pulumi.Output.secret(
+        pulumi.Output.all(
+            connections.mariadb.password, connections.redis.password, connections.rabbitmq.password, ca
+        ).apply(lambda v: connection_settings(connections, v[0], v[1], v[2], v[3]))
+    )
+
+
+@dataclass(frozen=True)
+class WorkloadsArgs:
+    settings: KubernetesSettings
+    context: StackContext
+    connections: DataConnections
+    images: Mapping[str, pulumi.Input[str]]  # workload name -> pinned reference or pushed digest
+    digest_pinned: Mapping[str, bool]
+    crd_dependencies: Sequence[pulumi.Resource] = field(default_factory=tuple)  # Traefik release
+    issuer_dependencies: Sequence[pulumi.Resource] = field(default_factory=tuple)  # ClusterIssuer
+
+
+class Workloads(pulumi.ComponentResource):
+    namespace: str
+    resources: list[pulumi.CustomResource]
+
+    def __init__(self, name: str, args: WorkloadsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("platform:kubernetes:Workloads", name, None, opts)
+        settings = args.settings
+        self.namespace = settings.namespace.name
+        placeholder = dict.fromkeys(secret_keys(args.connections), "")
+        objects = application_objects(
+            settings,
+            args.context,
+            args.connections.destinations(),
+            args.images,
+            placeholder,
+            args.digest_pinned,
+            args.connections.host_aliases(),
+        )
+        self.resources = []
+        namespace_resource: pulumi.Resource | None = None
+        middlewares: list[pulumi.Resource] = []
+        for obj in objects:
+            kind = obj["kind"]
+            depends: list[pulumi.Resource] = [namespace_resource] if namespace_resource else []
+            if kind == "Middleware":
+                depends += list(args.crd_dependencies)
+            if kind == "Ingress":
+                depends += middlewares + list(args.issuer_dependencies)
+            opts_child = pulumi.ResourceOptions(parent=self, depends_on=depends)
+            logical = f"{name}-{kind.lower()}-{obj['metadata']['name']}"
+            resource = self._declare(logical, obj, args.connections, opts_child)
+            if kind == "Namespace":
+                namespace_resource = resource
+            if kind == "Middleware":
+                middlewares.append(resource)
+            self.resources.append(resource)
+        self.register_outputs({"namespace": self.namespace, "objects": len(self.resources)})
+
+    @staticmethod
+    def _declare(
+        logical: str, obj: dict[str, Any], connections: DataConnections, opts: pulumi.ResourceOptions
+    ) -> pulumi.CustomResource:
+        key = (obj["apiVersion"], obj["kind"])
+        if key not in TYPED_KINDS:
+            return k8s.apiextensions.CustomResource(
+                logical,
+                api_version=obj["apiVersion"],
+                kind=obj["kind"],
+                metadata=obj["metadata"],
+                spec=obj["spec"],
+                opts=opts,
+            )
+        fields = {_snake(k): v for k, v in obj.items() if k not in ("apiVersion", "kind")}
+        if obj["kind"] == "Secret" and obj["metadata"]["name"] == CONNECTION_SECRET:
+            fields["string_data"] = secret_values(connections)
+            opts = pulumi.ResourceOptions.merge(
+                opts, pulumi.ResourceOptions(additional_secret_outputs=["data", "stringData"])
+            )
+        resource: pulumi.CustomResource = TYPED_KINDS[key](logical, opts=opts, **fields)
+        return resource

@@ -1,0 +1,179 @@
+"""Backup jobs on the data VMs as systemd services and timers, from the stack's schedules (pure).
+
+The fragment ships components/operations/backup_scripts/platform_backup.py (the script the integration
+tests run for real), its environment file with the bucket key (so the fragment is secret),
+and one oneshot service + timer per job. MariaDB jobs that run mariabackup share a lock so a
+full, an incremental and a verification never overlap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from components.operations.exporters import TEXTFILE_DIRECTORY
+from components.settings.operations import BackupSettings
+
+SCRIPT_SOURCE = Path(__file__).parent / "backup_scripts" / "platform_backup.py"
+SCRIPT_PATH = "/usr/local/sbin/platform-backup"
+ENV_PATH = "/etc/platform-backup/env"
+STATE_DIR = "/var/lib/platform-backup"
+WORK_DIR = "/var/tmp/platform-backup"
+UNIT_PREFIX = "platform-backup"
+
+ROLE_PACKAGES = {
+    "mariadb": ["mariadb-backup", "mariadb-client"],
+    "redis": ["redis-tools"],
+    "rabbitmq": [],
+}
+
+
+@dataclass(frozen=True)
+class BackupTarget:
+    """Where a role's backups go: the bucket, its S3 endpoint and the bucket-scoped key."""
+
+    endpoint: str  # https://<cluster>.linodeobjects.com
+    bucket: str
+    access_key: str
+    secret_key: str
+    prefix: str  # "<stack>/<role>"
+    s3_region: str = "us-east-1"  # signature region; Linode accepts any with path-style URLs
+
+
+@dataclass(frozen=True)
+class BackupJob:
+    name: str  # platform-backup subcommand
+    lock: str
+    on_calendar: str | None = None
+    every_seconds: int | None = None
+    timeout: str = "6h"
+
+
+def backup_node_index(nodes: int) -> int:
+    """Backups run on a replica or one Galera node (never the primary when there is a choice)."""
+    return 1 if nodes >= 2 else 0
+
+
+def backup_jobs(role: str, settings: BackupSettings) -> list[BackupJob]:
+    if role == "mariadb":
+        jobs = [BackupJob("mariadb-full", "mariabackup", on_calendar=settings.full_schedule)]
+        if settings.incremental_schedule:
+            jobs.append(
+                BackupJob("mariadb-incremental", "mariabackup", on_calendar=settings.incremental_schedule)
+            )
+        jobs.append(
+            BackupJob(
+                "binlog-ship", "binlog", every_seconds=settings.binlog_ship_interval_seconds, timeout="30min"
+            )
+        )
+        jobs.append(BackupJob("verify", "mariabackup", on_calendar=settings.verify_schedule, timeout="12h"))
+        return jobs
+    if role == "redis":
+        return [BackupJob("redis-snapshot", "redis", on_calendar=settings.redis_schedule, timeout="2h")]
+    if role == "rabbitmq":
+        return [
+            BackupJob(
+                "rabbitmq-definitions", "rabbitmq", on_calendar=settings.rabbitmq_schedule, timeout="30min"
+            )
+        ]
+    raise ValueError(f"role must be one of mariadb, redis, rabbitmq, got {role!r}")
+
+
+def render_unit(sections: dict[str, list[tuple[str, str]]]) -> str:
+    """systemd unit text from sections of (key, value) pairs."""
+    blocks = [
+        "\n".join([f"[{name}]", *(f"{key}={value}" for key, value in entries)])
+        for name, entries in sections.items()
+    ]
+    return "# Managed by platform-infra (cloud-init).\n" + "\n\n".join(blocks) + "\n"
+
+
+def service_unit(job: BackupJob, role: str) -> str:
+    after = {
+        "mariadb": "mariadb.service",
+        "redis": "redis-server.service",
+        "rabbitmq": "rabbitmq-server.service",
+    }
+    return render_unit(
+        {
+            "Unit": [
+                ("Description", f"platform backup: {job.name}"),
+                ("Wants", "network-online.target"),
+                ("After", f"network-online.target {after[role]}"),
+            ],
+            "Service": [
+                ("Type", "oneshot"),
+                ("EnvironmentFile", ENV_PATH),
+                (
+                    "ExecStart",
+                    f"/usr/bin/flock --wait 3600 /run/{UNIT_PREFIX}-{job.lock}.lock {SCRIPT_PATH} {job.name}",
+                ),
+                ("TimeoutStartSec", job.timeout),
+                ("Nice", "10"),
+                ("IOSchedulingClass", "best-effort"),
+                ("IOSchedulingPriority", "7"),
+                ("PrivateTmp", "true"),
+            ],
+        }
+    )
+
+
+def timer_unit(job: BackupJob) -> str:
+    if job.on_calendar:
+        timer = [("OnCalendar", job.on_calendar), ("Persistent", "true"), ("RandomizedDelaySec", "60")]
+    else:
+        timer = [("OnBootSec", "2min"), ("OnUnitActiveSec", f"{job.every_seconds}s"), ("AccuracySec", "10s")]
+    return render_unit(
+        {
+            "Unit": [("Description", f"schedule of platform backup: {job.name}")],
+            "Timer": timer,
+            "Install": [("WantedBy", "timers.target")],
+        }
+    )
+
+
+def _quote(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def environment_file(target: BackupTarget) -> str:
+    values = {
+        "PLATFORM_BACKUP_S3_ENDPOINT": target.endpoint,
+        "PLATFORM_BACKUP_S3_REGION": target.s3_region,
+        "PLATFORM_BACKUP_BUCKET": target.bucket,
+        "PLATFORM_BACKUP_PREFIX": target.prefix,
+        "PLATFORM_BACKUP_ACCESS_KEY": target.access_key,
+        "PLATFORM_BACKUP_SECRET_KEY": target.secret_key,
+        "PLATFORM_BACKUP_STATE_DIR": STATE_DIR,
+        "PLATFORM_BACKUP_WORK_DIR": WORK_DIR,
+        "PLATFORM_BACKUP_TEXTFILE_DIR": TEXTFILE_DIRECTORY,
+    }
+    return "# Managed by platform-infra (cloud-init). Holds the bucket key: root only.\n" + "".join(
+        f"{key}={_quote(value)}\n" for key, value in values.items()
+    )
+
+
+def _file(path: str, content: str, permissions: str = "0644") -> dict[str, Any]:
+    return {"path": path, "owner": "root:root", "permissions": permissions, "content": content}
+
+
+def backup_cloud_config(role: str, settings: BackupSettings, target: BackupTarget) -> dict[str, Any]:
+    """Cloud-config fragment for the node that takes a role's backups."""
+    jobs = backup_jobs(role, settings)
+    files = [
+        _file(SCRIPT_PATH, SCRIPT_SOURCE.read_text(), "0755"),
+        _file(ENV_PATH, environment_file(target), "0600"),
+    ]
+    for job in jobs:
+        files.append(_file(f"/etc/systemd/system/{UNIT_PREFIX}-{job.name}.service", service_unit(job, role)))
+        files.append(_file(f"/etc/systemd/system/{UNIT_PREFIX}-{job.name}.timer", timer_unit(job)))
+    return {
+        "packages": ["python3-boto3", "zstd", *ROLE_PACKAGES[role]],
+        "write_files": files,
+        "runcmd": [
+            ["install", "-d", "-m", "0700", STATE_DIR, WORK_DIR],
+            ["systemctl", "daemon-reload"],
+            *(["systemctl", "enable", "--now", f"{UNIT_PREFIX}-{job.name}.timer"] for job in jobs),
+        ],
+    }
