@@ -38,8 +38,8 @@ from components.data.rabbitmq.cluster import RabbitMqCluster, RabbitMqClusterArg
 from components.data.redis.cluster import RedisCluster, RedisClusterArgs
 from components.foundation.address_plan import AddressPlan
 from components.foundation.network import Network
+from components.foundation.reach import app_source_cidrs
 from components.foundation.role_addon import RoleAddon
-from components.kubernetes.tier import app_source_cidrs
 from components.settings import StackSettings
 
 DATA_ROLES = ("mariadb", "redis", "rabbitmq")

@@ -19,7 +19,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_linode as linode
 
-from components.settings.kubernetes import LINODE_PRIVATE_NETWORK, NodePoolSettings
+from components.linode.catalog import LINODE_PRIVATE_NETWORK
+from components.settings.kubernetes import NodePoolSettings
 
 # Akamai's published LKE node rules ("Network and firewall details", techdocs.akamai.com,
 # lke-network-firewall-details): the control plane and NodeBalancers reach nodes from these.

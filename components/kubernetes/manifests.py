@@ -17,7 +17,8 @@ from typing import Any
 from urllib.parse import quote
 
 from components.data.connections import DataConnections
-from components.settings.kubernetes import LINODE_PRIVATE_NETWORK, KubernetesSettings, WorkloadSettings
+from components.linode.catalog import LINODE_PRIVATE_NETWORK
+from components.settings.kubernetes import KubernetesSettings, WorkloadSettings
 
 PART_OF = "platform-infra"
 CONNECTION_SECRET = "data-connections"

@@ -23,21 +23,7 @@ from components.kubernetes.lke import LkeCluster, LkeClusterArgs
 from components.kubernetes.manifests import StackContext, cluster_issuer_name
 from components.kubernetes.workloads import Workloads, WorkloadsArgs
 from components.settings import SettingsError, StackSettings
-from components.settings.kubernetes import LINODE_PRIVATE_NETWORK, KubernetesSettings
 from components.settings.stack_config import REGISTRY_PASSWORD, StackSecrets
-
-
-def app_source_cidrs(kubernetes: KubernetesSettings, plan: AddressPlan) -> tuple[str, ...]:
-    """Sources the data firewalls must admit on the data ports for the app tier.
-
-    enterprise (cluster in the VPC "app" subnet): that subnet's CIDR.
-    standard (no VPC for the nodes): Linode's private network, 192.168.128.0/17, where the
-    nodes' private addresses live; the data VMs need a private IPv4 for it.
-    The NetworkPolicies' data egress (workload_manifests.data_egress_rules) mirrors this.
-    """
-    if kubernetes.data_path == "vpc":
-        return (plan.subnets["app"].cidr_str,)
-    return (LINODE_PRIVATE_NETWORK,)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# Linode's regional private network, where every private IPv4 lives (LKE nodes included; Akamai,
+# "LKE network and firewall details": the control plane reaches nodes from here). A VPC subnet
+# may not overlap it.
+LINODE_PRIVATE_NETWORK = "192.168.128.0/17"
+# Where a NodeBalancer's traffic to its backends comes from (Akamai, "NodeBalancer reference").
+NODEBALANCER_RANGE = "192.168.255.0/24"
+
 # Core compute regions whose capabilities include "VPCs". Distributed (edge) regions are left
 # out on purpose: they have no VPCs, no LKE and no Object Storage.
 VPC_REGIONS: frozenset[str] = frozenset(

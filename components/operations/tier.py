@@ -19,8 +19,8 @@ import pulumi_kubernetes as k8s
 
 from components.foundation.address_plan import AddressPlan
 from components.foundation.cloud_init import merge_cloud_configs
+from components.foundation.reach import app_source_cidrs
 from components.foundation.role_addon import RoleAddon
-from components.kubernetes.tier import app_source_cidrs
 from components.operations.alert_rules import AlertTopology, HttpMetrics, alert_rule_groups
 from components.operations.backups import BackupStorage, BackupStorageArgs, BackupWindows, BackupWindowsArgs
 from components.operations.exporters import DATA_ROLES, exporter_inbound_rules, exporters_cloud_config

@@ -7,14 +7,14 @@ from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-from components.linode.catalog import IMAGES, PLANS, VPC_REGIONS
+from components.linode.catalog import IMAGES, LINODE_PRIVATE_NETWORK, PLANS, VPC_REGIONS
 from components.settings.common import KeyedError, StrictModel
 
 Tier = Literal["admin", "data", "app"]
 TIERS: tuple[Tier, ...] = ("admin", "data", "app")
 
 # Linode's private network and LKE's pod/service ranges live here; a VPC subnet may not use it.
-LINODE_RESERVED = ipaddress.ip_network("192.168.128.0/17")
+LINODE_RESERVED = ipaddress.ip_network(LINODE_PRIVATE_NETWORK)
 RFC1918 = tuple(ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
 # Smallest subnet per tier: the address plan's role blocks must fit (see address_plan.py).
 MAX_PREFIX: dict[Tier, int] = {"admin": 28, "data": 26, "app": 24}

@@ -23,9 +23,6 @@ LKE_VERSIONS: dict[str, tuple[str, ...]] = {
 }
 LKE_ENTERPRISE_VERSIONS = LKE_VERSIONS["enterprise"]
 
-# Linode's regional private network, where every private IPv4 (LKE nodes included) lives
-# (Akamai, "LKE network and firewall details": the control plane reaches nodes from here).
-LINODE_PRIVATE_NETWORK = "192.168.128.0/17"
 
 _VERSION = re.compile(r"^v?(?P<major>1)\.(?P<minor>[0-9]{1,2})(?:\.[0-9]+)?(?:\+lke[0-9]+)?$")
 _DNS_LABEL = re.compile(r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")

@@ -26,7 +26,7 @@ import yaml
 
 from components.data.connections import DataConnections, MariaDbConnection, RabbitMqConnection, RedisConnection
 from components.foundation.address_plan import plan_addresses
-from components.kubernetes.tier import app_source_cidrs
+from components.foundation.reach import app_source_cidrs
 from components.settings import StackSettings
 from tools.offline import ROOT, SECRET_SIG, ResourceRecord, load_stack_settings, run_program
 
