@@ -10,20 +10,22 @@ from typing import Any
 
 import pytest
 
-from components.data.cloud_init import (
+from components.data.cloud_init import PRIVATE_IPV4_FUNCTION, TlsMaterial
+from components.data.mariadb.config import (
     MARIADB_TLS_FILES,
-    PRIVATE_IPV4_FUNCTION,
-    RABBITMQ_TLS_FILES,
-    REDIS_TLS_FILES,
-    TlsMaterial,
+    MariaDbCredentials,
+    MariaDbNodeArgs,
     mariadb_cloud_config,
-    rabbitmq_cloud_config,
-    redis_cloud_config,
     render_mariadb_setup_script,
 )
-from components.data.mariadb.config import MariaDbCredentials, MariaDbNodeArgs
-from components.data.rabbitmq.config import RabbitMqCredentials, RabbitMqNodeArgs, node_names_for
-from components.data.redis.config import RedisNodeArgs
+from components.data.rabbitmq.config import (
+    RABBITMQ_TLS_FILES,
+    RabbitMqCredentials,
+    RabbitMqNodeArgs,
+    node_names_for,
+    rabbitmq_cloud_config,
+)
+from components.data.redis.config import REDIS_TLS_FILES, RedisNodeArgs, redis_cloud_config
 
 ADDRESSES = ["10.0.1.10", "10.0.1.11", "10.0.1.12", "10.0.1.13", "10.0.1.14"]
 MATERIAL = TlsMaterial(ca_pem="CA PEM\n", cert_pem="CERT PEM\n", key_pem="KEY PEM\n")

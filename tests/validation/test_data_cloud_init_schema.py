@@ -9,18 +9,16 @@ from typing import Any
 
 import pytest
 
-from components.data.cloud_init import (
-    MARIADB_TLS_FILES,
+from components.data.cloud_init import TlsMaterial
+from components.data.mariadb.config import MARIADB_TLS_FILES, MariaDbCredentials, MariaDbNodeArgs, mariadb_cloud_config
+from components.data.rabbitmq.config import (
     RABBITMQ_TLS_FILES,
-    REDIS_TLS_FILES,
-    TlsMaterial,
-    mariadb_cloud_config,
+    RabbitMqCredentials,
+    RabbitMqNodeArgs,
+    node_names_for,
     rabbitmq_cloud_config,
-    redis_cloud_config,
 )
-from components.data.mariadb.config import MariaDbCredentials, MariaDbNodeArgs
-from components.data.rabbitmq.config import RabbitMqCredentials, RabbitMqNodeArgs, node_names_for
-from components.data.redis.config import RedisNodeArgs
+from components.data.redis.config import REDIS_TLS_FILES, RedisNodeArgs, redis_cloud_config
 from components.foundation.cloud_init import BaseHardening, base_cloud_config, merge_cloud_configs, render_cloud_config
 from tools.offline import ProgramRun, ResourceRecord, assert_valid_cloud_config, run_program, unwrap_secret
 

@@ -7,16 +7,17 @@ from typing import Any
 
 import pulumi
 
-from components.data.cloud_init import MARIADB_TLS_FILES, mariadb_cloud_config
 from components.data.connections import MariaDbConnection
 from components.data.mariadb.config import (
     GALERA_PORT,
     IST_PORT,
     MARIADB_PORT,
+    MARIADB_TLS_FILES,
     SST_PORT,
     MariaDbCredentials,
     MariaDbNodeArgs,
     MariaDbTopology,
+    mariadb_cloud_config,
     topology_for,
 )
 from components.data.placement import (

@@ -9,10 +9,23 @@ from __future__ import annotations
 
 import configparser
 import io
+import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
+from components.data.cloud_init import (
+    SECRETS_DIR,
+    SETUP_DIR,
+    TlsMaterial,
+    cloud_file,
+    hold_service_starts,
+    private_network_lines,
+    setup_script,
+    tls_files,
+    wait_for_tcp,
+)
 from components.data.connections import TlsFiles
 
 MARIADB_PORT = 3306
@@ -237,8 +250,7 @@ def render_users_sql(
         for host in replication_client_hosts or args.addresses:
             user = f"{sql_string(creds.replication_user)}@{sql_string(host)}"
             lines += [
-                f"CREATE USER IF NOT EXISTS {user} IDENTIFIED BY {sql_string(creds.replication_password)}"
-                f"{require};",
+                f"CREATE USER IF NOT EXISTS {user} IDENTIFIED BY {sql_string(creds.replication_password)}{require};",
                 f"GRANT REPLICATION SLAVE, REPLICATION SLAVE ADMIN, BINLOG MONITOR ON *.* TO {user};",
             ]
     elif args.topology is MariaDbTopology.GALERA:
@@ -271,3 +283,102 @@ def render_replica_sql(args: MariaDbNodeArgs, *, connect_retry: int = 5) -> str:
             "MASTER_SSL_VERIFY_SERVER_CERT=1",
         ]
     return "STOP SLAVE;\nCHANGE MASTER TO " + ", ".join(options) + ";\nSTART SLAVE;\n"
+
+
+# --- cloud-init document ------------------------------------------------------------------
+
+MARIADB_TLS_FILES = TlsFiles("/etc/mysql/tls/ca.pem", "/etc/mysql/tls/server.crt", "/etc/mysql/tls/server.key")
+
+
+def render_mariadb_setup_script(
+    args: MariaDbNodeArgs,
+    private_network: bool = False,
+    *,
+    secrets_dir: str = SECRETS_DIR,
+    policy_rc: str = "/usr/sbin/policy-rc.d",
+) -> str:
+    """First-boot setup: start MariaDB for the node's role; node 0 creates the users.
+
+    `secrets_dir` and `policy_rc` are parameters so the bootstrap decision can be exercised
+    against a scratch directory with stand-in commands.
+    """
+    users_sql = f"{secrets_dir}/mariadb-users.sql"
+    replica_sql = f"{secrets_dir}/mariadb-replica.sql"
+    peers = " ".join(shlex.quote(a) for i, a in enumerate(args.addresses) if i != args.index)
+    lines = [
+        f"rm -f {shlex.quote(policy_rc)}",
+        f"DATADIR={shlex.quote(args.datadir)}",
+        f"INDEX={args.index}",
+        f"PEERS=({peers})",
+        "wait_for_socket() {",
+        "  for _ in $(seq 1 60); do mariadb -e 'SELECT 1' >/dev/null 2>&1 && return 0; sleep 2; done; return 1",
+        "}",
+        "systemctl stop mariadb || true",
+    ]
+    if private_network:
+        # Also listen on the private-network address, known only on the VM.
+        lines += [
+            *private_network_lines(),
+            'if [ -n "$PRIVATE" ]; then',
+            f"  printf '[mysqld]\\nbind-address = %s,%s\\n' {shlex.quote(args.address)} \"$PRIVATE\" \\",
+            "    > /etc/mysql/mariadb.conf.d/61-platform-private-network.cnf",
+            "fi",
+        ]
+    if args.topology is MariaDbTopology.GALERA:
+        lines += [
+            'peer_answers() { for peer in "${PEERS[@]}"; do '
+            + wait_for_tcp("peer", args.galera_port)
+            + " && return 0; done; return 1; }",
+            'if [ ! -e "$DATADIR/grastate.dat" ] && [ "$INDEX" -eq 0 ] && ! peer_answers; then',
+            "  # Fresh data directory, node 0, nobody else running: this is a brand-new cluster.",
+            "  galera_new_cluster",
+            "  wait_for_socket",
+            f"  mariadb < {users_sql}",
+            "else",
+            "  # Join (SST/IST from a running member); wait for node 0 to bootstrap on first build.",
+            "  for attempt in $(seq 1 30); do systemctl start mariadb && break; sleep 10; done",
+            "  systemctl is-active --quiet mariadb",
+            "fi",
+        ]
+    else:
+        lines += ["systemctl enable mariadb", "systemctl start mariadb", "wait_for_socket"]
+        if args.index == 0:
+            lines.append(f"mariadb < {users_sql}")
+        else:
+            lines.append(f"mariadb < {replica_sql}")
+    # The SQL files carry passwords and are needed once.
+    lines += ["systemctl enable mariadb", f"shred -u {users_sql} {replica_sql} 2>/dev/null || true"]
+    return setup_script(lines)
+
+
+def mariadb_cloud_config(
+    args: MariaDbNodeArgs,
+    *,
+    database: str,
+    app_user: str,
+    tls: TlsMaterial | None = None,
+    private_network: bool = False,
+) -> dict[str, Any]:
+    """cloud-config for one MariaDB node (carries credentials: the caller keeps it secret)."""
+    if (args.tls is None) != (tls is None):
+        raise ValueError("TLS file paths and TLS material go together")
+    packages = ["mariadb-server", "mariadb-client", "mariadb-backup"]
+    if args.topology is MariaDbTopology.GALERA:
+        packages += ["galera-4", "socat"]
+    files = [
+        hold_service_starts(),
+        cloud_file("/etc/mysql/mariadb.conf.d/60-platform.cnf", render_server_cnf(args), "0640", "root:mysql", True),
+        cloud_file("/root/.my.cnf", render_client_cnf(args.socket), "0600"),
+        cloud_file(f"{SETUP_DIR}/mariadb-setup.sh", render_mariadb_setup_script(args, private_network), "0700"),
+    ]
+    if args.index == 0:
+        files.append(
+            cloud_file(
+                f"{SECRETS_DIR}/mariadb-users.sql", render_users_sql(args, database=database, app_user=app_user), "0600"
+            )
+        )
+    elif args.topology is MariaDbTopology.PRIMARY_REPLICA:
+        files.append(cloud_file(f"{SECRETS_DIR}/mariadb-replica.sql", render_replica_sql(args), "0600"))
+    if tls is not None and args.tls is not None:
+        files += tls_files(args.tls, tls, "mysql:mysql")
+    return {"packages": packages, "write_files": files, "runcmd": [[f"{SETUP_DIR}/mariadb-setup.sh"]]}

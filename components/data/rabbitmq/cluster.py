@@ -7,7 +7,6 @@ from typing import Any
 
 import pulumi
 
-from components.data.cloud_init import RABBITMQ_TLS_FILES, rabbitmq_cloud_config
 from components.data.connections import RabbitMqConnection
 from components.data.placement import DataVmPlacement, dial_addresses, firewall_and_vms, password, tls_materials
 from components.data.rabbitmq.config import (
@@ -16,9 +15,11 @@ from components.data.rabbitmq.config import (
     DIST_PORT,
     EPMD_PORT,
     MANAGEMENT_PORT,
+    RABBITMQ_TLS_FILES,
     RabbitMqCredentials,
     RabbitMqNodeArgs,
     node_names_for,
+    rabbitmq_cloud_config,
 )
 from components.foundation.firewall import InboundRule, RoleFirewall
 from components.foundation.role_addon import node_user_data

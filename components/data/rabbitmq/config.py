@@ -12,9 +12,21 @@ import base64
 import hashlib
 import hmac
 import json
+import shlex
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
+from components.data.cloud_init import (
+    SETUP_DIR,
+    TlsMaterial,
+    cloud_file,
+    hold_service_starts,
+    private_network_lines,
+    setup_script,
+    tls_files,
+    wait_for_tcp,
+)
 from components.data.connections import TlsFiles
 
 AMQP_PORT = 5672
@@ -263,3 +275,87 @@ def render_hosts_entries(args: RabbitMqNodeArgs) -> str:
     """Lines for /etc/hosts so every node name's host part resolves to that node's VPC address."""
     hosts = [name.split("@", 1)[1] for name in args.node_names]
     return "".join(f"{address} {host}\n" for address, host in zip(args.addresses, hosts, strict=True))
+
+
+# --- cloud-init document ------------------------------------------------------------------
+
+RABBITMQ_TLS_FILES = TlsFiles(
+    "/etc/rabbitmq/tls/ca.pem", "/etc/rabbitmq/tls/server.crt", "/etc/rabbitmq/tls/server.key"
+)
+
+
+JOIN_CONF = "/etc/rabbitmq/rabbitmq.conf.join"
+
+
+def render_rabbitmq_setup_script(args: RabbitMqNodeArgs, private_network: bool = False) -> str:
+    """First-boot start; the seed turns joiner when any peer already answers on AMQP."""
+    peers = " ".join(shlex.quote(a) for i, a in enumerate(args.addresses) if i != args.index)
+    lines = ["rm -f /usr/sbin/policy-rc.d"]
+    if args.seeds and peers:
+        lines += [
+            f"PEERS=({peers})",
+            'for peer in "${PEERS[@]}"; do',
+            "  if " + wait_for_tcp("peer", args.port) + "; then",
+            f"    cp {JOIN_CONF} /etc/rabbitmq/rabbitmq.conf",
+            "    break",
+            "  fi",
+            "done",
+        ]
+    if private_network:
+        listener = "listeners.ssl.private" if args.tls else "listeners.tcp.private"
+        lines += [
+            *private_network_lines(),
+            'if [ -n "$PRIVATE" ]; then',
+            f'  echo "{listener} = $PRIVATE:{args.port}" >> /etc/rabbitmq/rabbitmq.conf',
+            "fi",
+        ]
+    if args.index > 0:
+        # Nodes join one after the other: RabbitMQ 3.10 nodes booting at the same moment can wait
+        # on each other's discovery lock for minutes. Wait (at most 15 minutes) for the previous
+        # node's AMQP port, then start anyway: the full peer list still finds any running node.
+        lines += [
+            f"PREVIOUS={shlex.quote(args.addresses[args.index - 1])}",
+            "for attempt in $(seq 1 90); do",
+            "  " + wait_for_tcp("PREVIOUS", args.port) + " && break",
+            "  sleep 10",
+            "done",
+        ]
+    lines += ["systemctl enable rabbitmq-server", "systemctl restart rabbitmq-server"]
+    return setup_script(lines)
+
+
+def rabbitmq_cloud_config(
+    args: RabbitMqNodeArgs, tls: TlsMaterial | None = None, private_network: bool = False
+) -> dict[str, Any]:
+    """cloud-config for one RabbitMQ node."""
+    if (args.tls is None) != (tls is None):
+        raise ValueError("TLS file paths and TLS material go together")
+    files = [
+        hold_service_starts(),
+        {"path": "/etc/hosts", "content": render_hosts_entries(args), "append": True},
+        cloud_file("/etc/rabbitmq/rabbitmq.conf", render_rabbitmq_conf(args), "0640", "rabbitmq:rabbitmq", True),
+        cloud_file("/etc/rabbitmq/rabbitmq-env.conf", render_rabbitmq_env(args), "0644", "rabbitmq:rabbitmq", True),
+        cloud_file("/etc/rabbitmq/enabled_plugins", render_enabled_plugins(), "0644", "rabbitmq:rabbitmq", True),
+        cloud_file(args.definitions_file, render_definitions(args), "0640", "rabbitmq:rabbitmq", True),
+        cloud_file(
+            "/var/lib/rabbitmq/.erlang.cookie", args.credentials.erlang_cookie, "0400", "rabbitmq:rabbitmq", True
+        ),
+    ]
+    if tls is not None and args.tls is not None:
+        files += tls_files(args.tls, tls, "rabbitmq:rabbitmq")
+        files.append(
+            cloud_file(args.inter_node_tls_file, render_inter_node_tls_config(args), "0640", "rabbitmq:rabbitmq", True)
+        )
+    if args.seeds:
+        # Node 0 seeds a fresh cluster, but must join when it is rebuilt into a running one.
+        joiner = replace(args, seed=False)
+        files.append(cloud_file(JOIN_CONF, render_rabbitmq_conf(joiner), "0640", "rabbitmq:rabbitmq", True))
+    runcmd = [
+        ["rm", "-f", "/usr/sbin/policy-rc.d"],
+        [f"{SETUP_DIR}/rabbitmq-setup.sh"],
+    ]
+    files.append(
+        cloud_file(f"{SETUP_DIR}/rabbitmq-setup.sh", render_rabbitmq_setup_script(args, private_network), "0700")
+    )
+    # Node names resolve through the lines appended to /etc/hosts: cloud-init must not rewrite it.
+    return {"manage_etc_hosts": False, "packages": ["rabbitmq-server"], "write_files": files, "runcmd": runcmd}

@@ -7,7 +7,6 @@ from typing import Any
 
 import pulumi
 
-from components.data.cloud_init import REDIS_TLS_FILES, redis_cloud_config
 from components.data.connections import RedisConnection
 from components.data.placement import (
     DataVmPlacement,
@@ -17,7 +16,15 @@ from components.data.placement import (
     password,
     tls_materials,
 )
-from components.data.redis.config import REDIS_PORT, SENTINEL_PORT, RedisNodeArgs, RedisTopology, topology_for
+from components.data.redis.config import (
+    REDIS_PORT,
+    REDIS_TLS_FILES,
+    SENTINEL_PORT,
+    RedisNodeArgs,
+    RedisTopology,
+    redis_cloud_config,
+    topology_for,
+)
 from components.foundation.firewall import InboundRule, RoleFirewall
 from components.foundation.role_addon import node_user_data
 from components.foundation.vm_group import VmGroup

@@ -10,7 +10,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
+from components.data.cloud_init import (
+    SETUP_DIR,
+    TlsMaterial,
+    cloud_file,
+    hold_service_starts,
+    private_network_lines,
+    setup_script,
+    tls_files,
+)
 from components.data.connections import TlsFiles
 
 REDIS_PORT = 6379
@@ -159,3 +169,50 @@ def render_sentinel_conf(args: RedisNodeArgs) -> str:
         ("sentinel parallel-syncs", f"{master} 1"),
     ]
     return _lines(pairs)
+
+
+# --- cloud-init document ------------------------------------------------------------------
+
+REDIS_TLS_FILES = TlsFiles("/etc/redis/tls/ca.pem", "/etc/redis/tls/server.crt", "/etc/redis/tls/server.key")
+
+
+def render_redis_setup_script(args: RedisNodeArgs, private_network: bool = False) -> str:
+    """First-boot start of Redis (and Sentinel with 3+ nodes)."""
+    sentinel = args.topology is RedisTopology.SENTINEL
+    lines = ["rm -f /usr/sbin/policy-rc.d", "sysctl --system >/dev/null"]
+    if private_network:
+        configs = "/etc/redis/redis.conf" + (" /etc/redis/sentinel.conf" if sentinel else "")
+        lines += [
+            *private_network_lines(),
+            'if [ -n "$PRIVATE" ]; then',
+            f'  sed -i "s/^bind .*/bind {args.address} $PRIVATE/" {configs}',
+            "fi",
+        ]
+    lines += ["systemctl enable redis-server", "systemctl restart redis-server"]
+    if sentinel:
+        lines += ["systemctl enable redis-sentinel", "systemctl restart redis-sentinel"]
+    return setup_script(lines)
+
+
+def redis_cloud_config(
+    args: RedisNodeArgs, tls: TlsMaterial | None = None, private_network: bool = False
+) -> dict[str, Any]:
+    """cloud-config for one Redis node (and its Sentinel with 3+ nodes)."""
+    if (args.tls is None) != (tls is None):
+        raise ValueError("TLS file paths and TLS material go together")
+    sentinel = args.topology is RedisTopology.SENTINEL
+    packages = ["redis-server", *(["redis-sentinel"] if sentinel else [])]
+    files = [
+        hold_service_starts(),
+        # Redis forks for snapshots and replication; without overcommit a fork can fail under load.
+        cloud_file("/etc/sysctl.d/60-redis.conf", "vm.overcommit_memory = 1\n", "0644"),
+        # Owned by redis: Sentinel failovers rewrite both files (CONFIG REWRITE).
+        cloud_file("/etc/redis/redis.conf", render_redis_conf(args), "0640", "redis:redis", True),
+    ]
+    if sentinel:
+        files.append(cloud_file("/etc/redis/sentinel.conf", render_sentinel_conf(args), "0640", "redis:redis", True))
+    if tls is not None and args.tls is not None:
+        files += tls_files(args.tls, tls, "redis:redis")
+    files.append(cloud_file(f"{SETUP_DIR}/redis-setup.sh", render_redis_setup_script(args, private_network), "0700"))
+    runcmd = [[f"{SETUP_DIR}/redis-setup.sh"]]
+    return {"packages": packages, "write_files": files, "runcmd": runcmd}
