@@ -1,26 +1,33 @@
-"""platform-infra: one complete environment per stack (dev, staging, prod) on Linode.
+"""platform-infra: one complete environment per stack on Linode (Akamai Cloud).
 
-Thin on purpose: read the settings, build the tiers in dependency order, export outputs.
-Every size comes from Pulumi.<stack>.yaml; every decision lives in components/.
+A bill of materials: the settings, then each tier in dependency order, then the outputs. Every
+size comes from Pulumi.<stack>.yaml; every decision lives in components/.
 """
 
 from __future__ import annotations
 
 import pulumi
 
-from components.data.tier import build_data_tier
-from components.foundation.address_plan import plan_addresses
-from components.foundation.bastion import Bastion, BastionArgs
-from components.foundation.cloud_init import BaseHardening, base_cloud_config
-from components.foundation.network import Network, NetworkArgs
-from components.kubernetes.manifests import app_url, cluster_issuer_name
-from components.kubernetes.tier import build_kubernetes_tier
-from components.operations.maintenance import maintenance_cloud_config
-from components.operations.tier import build_operations_tier
-from components.settings.stack_config import load_stack_config
+from components.data import build_data_tier, stack_address_plan
+from components.foundation import BaseHardening, Bastion, BastionArgs, Network, NetworkArgs, base_cloud_config
+from components.kubernetes import app_url, build_kubernetes_tier, cluster_issuer_name
+from components.operations import (
+    BackupStorage,
+    BackupStorageArgs,
+    LogPushCredentials,
+    ObservabilityArgs,
+    VmAddonsArgs,
+    backup_windows,
+    build_observability,
+    log_push_url,
+    maintenance_cloud_config,
+    vm_addons,
+)
+from components.settings.stack_config import LINODE_TOKEN, load_stack_config
 
 settings, secrets = load_stack_config()
-plan = plan_addresses(settings.network)
+ops = settings.operations
+plan = stack_address_plan(settings.network)
 
 # --- foundation: network and the admin jump host ------------------------------------------
 network = Network(
@@ -39,47 +46,67 @@ bastion = Bastion(
         admin_cidrs=settings.admin_cidr_strings,
         ssh_keys=settings.ssh_keys,
         tags=settings.tags("bastion"),
-        extra_cloud_config=maintenance_cloud_config(settings.operations.maintenance.window),
-        maintenance_policy=settings.operations.maintenance.host_maintenance_policy,
+        extra_cloud_config=maintenance_cloud_config(ops.maintenance.window),
+        maintenance_policy=ops.maintenance.host_maintenance_policy,
     ),
 )
 
+# --- what operations puts on the data VMs: the backup bucket and the log-push password first --
+backup_storage = (
+    BackupStorage(
+        "backups",
+        BackupStorageArgs(label=settings.label("backups"), settings=ops.backups, protect=settings.stack == "prod"),
+    )
+    if ops.backups.enabled
+    else None
+)
+log_push = LogPushCredentials("log-push") if log_push_url(settings) else None
+
 # --- data tier ------------------------------------------------------------------------
-# Operations step 1 first: its RoleAddons (exporters, backup timers, log shipping) go onto the data VMs.
-operations = build_operations_tier(settings, secrets, plan)
 data_tier = build_data_tier(
     settings,
     plan,
     network,
     bastion_address=bastion.address,
     base_cloud_config=base_cloud_config(BaseHardening(ssh_keys=settings.ssh_keys, hostname=settings.label("data"))),
-    addons=operations.addons,
+    addons=vm_addons(VmAddonsArgs(settings=settings, plan=plan, backup_storage=backup_storage, log_push=log_push)),
 )
-for _name, _value in data_tier.exports().items():
-    pulumi.export(_name, _value)
+windows = backup_windows(
+    ops.backups,
+    data_tier.instance_ids(),
+    {role: service.nodes for role, service in settings.data.services.items()},
+    token=secrets.get(LINODE_TOKEN),
+)
 
 # --- kubernetes tier ------------------------------------------------------------------
 kubernetes = build_kubernetes_tier(settings, plan, network, data_tier.connections, settings.tags("lke"), secrets)
+
+# --- monitoring and logs in the cluster ----------------------------------------------------
+observability = build_observability(
+    ObservabilityArgs(
+        settings=settings,
+        secrets=secrets,
+        plan=plan,
+        kubernetes_provider=kubernetes.provider,
+        ingress_class=kubernetes.ingress_class,
+        cluster_issuer=cluster_issuer_name(settings.kubernetes),
+        log_push=log_push,
+        node_names=data_tier.connections.node_names,
+        host_aliases=data_tier.connections.host_aliases(),
+    )
+)
+
+# --- outputs -----------------------------------------------------------------------------
+for _name, _value in {**data_tier.exports(), **observability.exports}.items():
+    pulumi.export(_name, _value)
+if backup_storage is not None:
+    pulumi.export("backup_bucket", backup_storage.bucket_name)
+    pulumi.export("backup_endpoint", backup_storage.endpoint)
 pulumi.export("kubeconfig", kubernetes.kubeconfig)  # secret: admin credentials of the cluster
 pulumi.export("kubernetes_cluster_id", kubernetes.cluster.cluster_id)
 pulumi.export("app_namespace", kubernetes.namespace)
 if (url := app_url(settings.kubernetes)) is not None:
     pulumi.export("app_url", url)  # what the deployment's end-to-end smoke check calls
-
-# --- operations -----------------------------------------------------------------------
-# Step 2: backup windows on the data VMs, monitoring and logs in the cluster.
-operations.attach(
-    data_instance_ids=data_tier.instance_ids(),
-    kubernetes_provider=kubernetes.provider,
-    ingress_class=kubernetes.ingress_class,
-    cluster_issuer=cluster_issuer_name(settings.kubernetes),
-    node_names=data_tier.connections.node_names,
-    host_aliases=data_tier.connections.host_aliases(),
-)
-for _name, _value in operations.exports.items():
-    pulumi.export(_name, _value)
-
-# --- outputs -----------------------------------------------------------------------------
 pulumi.export("stack", settings.stack)
 pulumi.export("region", settings.region)
 pulumi.export("vpc_id", network.vpc_id)

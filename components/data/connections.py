@@ -1,12 +1,14 @@
-"""Connection settings the data tier hands to the application tier (pure dataclasses).
+"""Connection settings the data tier hands to the application tier (the data -> app contract).
 
-Only the password and CA fields carry `pulumi.Output`s (secrets); everything else is plain data
-known at plan time, so the Kubernetes tier can build NetworkPolicies without waiting on outputs.
+Each service's cluster builds one `ServiceConnection`: plain data known at plan time (hosts,
+ports) plus its password as a secret Output, so the Kubernetes tier can build NetworkPolicies
+without waiting on outputs. What the application reads (URLs in a Secret) is rendered by the
+connection itself, so the Kubernetes tier never names a service.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,42 +25,33 @@ class TlsFiles:
 
 
 @dataclass(frozen=True)
-class MariaDbConnection:
+class ServiceConnection:
+    """How clients reach one data service."""
+
     hosts: tuple[str, ...]  # VPC addresses, node order
-    primary_host: str  # writes go here (node 0; for Galera any node, node 0 by convention)
-    port: int  # 3306
-    database: str
-    user: str
     password: pulumi.Output[str]  # secret
     tls: bool
 
+    def client_ports(self) -> tuple[int, ...]:
+        """Every port an application pod dials on each host (NetworkPolicy egress)."""
+        raise NotImplementedError
 
-@dataclass(frozen=True)
-class RedisConnection:
-    hosts: tuple[str, ...]
-    primary_host: str
-    port: int  # 6379
-    sentinel_port: int | None  # 26379 when Sentinel runs (3+ nodes), else None
-    sentinel_master: str | None  # master name for Sentinel clients
-    password: pulumi.Output[str]
-    tls: bool
+    def environment(self, password: str, name_of: Callable[[str], str], ca_file: str) -> dict[str, str]:
+        """The application's settings for this service (Secret keys -> values), e.g. DATABASE_URL.
 
+        `name_of` turns a VPC address into the node name clients use; `ca_file` is where pods
+        find the internal CA when TLS is on.
+        """
+        raise NotImplementedError
 
-@dataclass(frozen=True)
-class RabbitMqConnection:
-    hosts: tuple[str, ...]
-    port: int  # 5672, or 5671 with TLS
-    vhost: str
-    user: str
-    password: pulumi.Output[str]
-    tls: bool
+    def exports(self) -> dict[str, Any]:
+        """The stack output for this service (the caller keeps the whole output secret)."""
+        raise NotImplementedError
 
 
 @dataclass(frozen=True)
 class DataConnections:
-    mariadb: MariaDbConnection
-    redis: RedisConnection
-    rabbitmq: RabbitMqConnection
+    services: Mapping[str, ServiceConnection]  # role -> connection, in registry order
     ca_certificate: pulumi.Output[str] | None  # PEM of the internal CA where TLS is on
     # The name each node answers to (its hostname, also a SAN of its TLS certificate) and the
     # address pods dial for it: the VPC address when the cluster sits in the VPC, the node's
@@ -79,10 +72,15 @@ class DataConnections:
     def destinations(self) -> list[tuple[str, int]]:
         """Every (address, port) an app pod must reach: for NetworkPolicy egress."""
         pairs: list[tuple[str, int]] = []
-        pairs += [(host, self.mariadb.port) for host in self.mariadb.hosts]
-        pairs += [(host, self.redis.port) for host in self.redis.hosts]
-        if self.redis.sentinel_port is not None:
-            pairs += [(host, self.redis.sentinel_port) for host in self.redis.hosts]
-        pairs += [(host, self.rabbitmq.port) for host in self.rabbitmq.hosts]
+        for connection in self.services.values():
+            for port in connection.client_ports():
+                pairs += [(host, port) for host in connection.hosts]
         # Deduplicate while keeping a stable order for diff-friendly manifests.
         return list(dict.fromkeys(pairs))
+
+    def environment(self, passwords: Mapping[str, str], ca_file: str) -> dict[str, str]:
+        """Every service's application settings, from the plain passwords keyed by role."""
+        settings: dict[str, str] = {}
+        for role, connection in self.services.items():
+            settings.update(connection.environment(passwords[role], self.name_of, ca_file))
+        return settings

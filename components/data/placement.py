@@ -1,7 +1,10 @@
-"""What the three data clusters share: where their VMs go, their credentials, TLS and firewall.
+"""What every data cluster shares: where its VMs go, its credentials, TLS, firewall and the
+`DataCluster` base that builds them.
 
 MariaDB, Redis and RabbitMQ differ in topology and configuration, not in how a data VM is
-placed, protected, credentialed and reached; that part lives here once.
+placed, protected, credentialed and reached; that part lives here once. A service's cluster
+says only what differs: its passwords, one node's cloud-config document, its firewall rules
+and the connection it hands to the app tier.
 """
 
 from __future__ import annotations
@@ -14,11 +17,13 @@ import pulumi
 import pulumi_random as random
 
 from components.data.cloud_init import TlsMaterial
+from components.data.connections import ServiceConnection
 from components.data.internal_ca import InternalCa
 from components.foundation.firewall import InboundRule, RoleFirewall, RoleFirewallArgs, ssh_from_bastion
-from components.foundation.role_addon import RoleAddon
+from components.foundation.role_addon import RoleAddon, node_user_data
 from components.foundation.vm_group import VmGroup, VmGroupArgs
 from components.linode.catalog import PLANS
+from components.settings.data import ServiceSettings
 
 
 @dataclass(frozen=True)
@@ -156,3 +161,82 @@ def dial_addresses(placement: DataVmPlacement, vms: VmGroup) -> dict[str, pulumi
 
         return {name: nth(i) for i, name in enumerate(names)}
     return dict(zip(names, placement.addresses, strict=True))
+
+
+@dataclass(frozen=True)
+class DataClusterArgs:
+    role: str  # the registry's name for the service: firewall role, tags
+    settings: ServiceSettings
+    placement: DataVmPlacement
+
+
+class DataCluster(pulumi.ComponentResource):
+    """N VMs of one data service behind one firewall, each booted from its rendered user data.
+
+    Subclasses set `type_token` and `title` and implement the four hooks below; the constructor
+    order (credentials, TLS, user data, firewall and VMs, connection) is the same for all.
+    """
+
+    type_token: str
+    title: str
+    settings: ServiceSettings
+    placement: DataVmPlacement
+    connection: ServiceConnection
+    vms: VmGroup
+    firewall: RoleFirewall
+    hostnames: dict[str, str]  # VPC address -> node name (hostname, certificate SAN)
+    dial_addresses: dict[str, pulumi.Input[str]]  # node name -> the address app pods dial
+
+    def __init__(self, name: str, args: DataClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(self.type_token, name, None, opts)
+        self.settings, self.placement = args.settings, args.placement
+        placement = args.placement
+        placement.require_nodes(args.settings.nodes, self.title)
+        self.prepare(name)
+        secrets = self.credentials(name)
+        materials = tls_materials(name, placement, self)
+        user_data = []
+        for index in range(args.settings.nodes):
+
+            def document(values: list[Any], index: int = index) -> dict[str, Any]:
+                *plain, material = values
+                return self.node_document(index, dict(zip(secrets, plain, strict=True)), material)
+
+            doc = pulumi.Output.all(*(password.result for password in secrets.values()), materials[index]).apply(
+                document
+            )
+            user_data.append(
+                node_user_data(placement.base_cloud_config, placement.hostname(index), doc, placement.addon, index)
+            )
+        self.firewall, self.vms = firewall_and_vms(
+            name, args.role, placement, args.settings.plan, self.firewall_rules(), user_data, self
+        )
+        self.hostnames = placement.node_names()
+        self.dial_addresses = dial_addresses(placement, self.vms)
+        self.connection = self.make_connection()
+        self.register_outputs(self.outputs())
+
+    @property
+    def tls(self) -> bool:
+        return self.placement.ca is not None
+
+    def prepare(self, name: str) -> None:
+        """Plan-time facts the other hooks need (topology, node names); optional."""
+
+    def credentials(self, name: str) -> dict[str, random.RandomPassword]:
+        """The cluster's passwords, by the key `node_document` receives their values under."""
+        raise NotImplementedError
+
+    def node_document(self, index: int, secrets: dict[str, str], tls: TlsMaterial | None) -> dict[str, Any]:
+        """The service's cloud-config document for node `index` (pure renderers, plain values)."""
+        raise NotImplementedError
+
+    def firewall_rules(self) -> list[InboundRule]:
+        """Client and peer ports; SSH from the bastion and the add-on rules are added for all."""
+        raise NotImplementedError
+
+    def make_connection(self) -> ServiceConnection:
+        raise NotImplementedError
+
+    def outputs(self) -> dict[str, Any]:
+        raise NotImplementedError

@@ -32,23 +32,19 @@ import pulumi
 
 from components.data.connections import DataConnections
 from components.data.internal_ca import InternalCa, InternalCaArgs
-from components.data.mariadb.cluster import MariaDbCluster, MariaDbClusterArgs
-from components.data.placement import DataVmPlacement
-from components.data.rabbitmq.cluster import RabbitMqCluster, RabbitMqClusterArgs
-from components.data.redis.cluster import RedisCluster, RedisClusterArgs
+from components.data.placement import DataCluster, DataClusterArgs, DataVmPlacement
+from components.data.services import SERVICES
 from components.foundation.address_plan import AddressPlan
 from components.foundation.network import Network
 from components.foundation.reach import app_source_cidrs
 from components.foundation.role_addon import RoleAddon
 from components.settings import StackSettings
 
-DATA_ROLES = ("mariadb", "redis", "rabbitmq")
-
 
 @dataclass(frozen=True)
 class DataTier:
     connections: DataConnections
-    clusters: dict[str, MariaDbCluster | RedisCluster | RabbitMqCluster]
+    clusters: dict[str, DataCluster]  # role -> cluster, in registry order
     ca: InternalCa | None
 
     @property
@@ -61,38 +57,10 @@ class DataTier:
 
     def exports(self) -> dict[str, Any]:
         """Stack outputs: connection settings for the app tier, secret as a whole (they hold passwords)."""
-        c = self.connections
-        settings = {
-            "mariadb": {
-                "hosts": list(c.mariadb.hosts),
-                "primary_host": c.mariadb.primary_host,
-                "port": c.mariadb.port,
-                "database": c.mariadb.database,
-                "user": c.mariadb.user,
-                "password": c.mariadb.password,
-                "tls": c.mariadb.tls,
-            },
-            "redis": {
-                "hosts": list(c.redis.hosts),
-                "primary_host": c.redis.primary_host,
-                "port": c.redis.port,
-                "sentinel_port": c.redis.sentinel_port,
-                "sentinel_master": c.redis.sentinel_master,
-                "password": c.redis.password,
-                "tls": c.redis.tls,
-            },
-            "rabbitmq": {
-                "hosts": list(c.rabbitmq.hosts),
-                "port": c.rabbitmq.port,
-                "vhost": c.rabbitmq.vhost,
-                "user": c.rabbitmq.user,
-                "password": c.rabbitmq.password,
-                "tls": c.rabbitmq.tls,
-            },
-        }
+        settings = {role: connection.exports() for role, connection in self.connections.services.items()}
         exports: dict[str, Any] = {"data_connections": pulumi.Output.secret(settings)}
-        if c.ca_certificate is not None:
-            exports["data_ca_certificate"] = c.ca_certificate
+        if self.connections.ca_certificate is not None:
+            exports["data_ca_certificate"] = self.connections.ca_certificate
         return exports
 
 
@@ -107,23 +75,25 @@ def build_data_tier(
 ) -> DataTier:
     data = settings.data
     addons = addons or {}
-    unknown = set(addons) - set(DATA_ROLES)
+    unknown = set(addons) - set(SERVICES)
     if unknown:
-        raise ValueError(f"addons for unknown data roles: {sorted(unknown)}; known: {', '.join(DATA_ROLES)}")
+        raise ValueError(f"addons for unknown data roles: {sorted(unknown)}; known: {', '.join(SERVICES)}")
     ca = (
         InternalCa("data-ca", InternalCaArgs(common_name=f"{settings.project} {settings.stack} data tier internal CA"))
         if data.tls
         else None
     )
     app_sources = app_source_cidrs(settings.kubernetes, plan)
-
-    def placement(role: str, count: int) -> DataVmPlacement:
-        return DataVmPlacement(
+    services = data.services
+    clusters: dict[str, DataCluster] = {}
+    for role, entry in SERVICES.items():
+        service_settings = services[role]
+        placement = DataVmPlacement(
             label_prefix=settings.label(role),
             region=settings.region,
             image=settings.image,
             vpc_subnet_id=network.subnet_ids["data"],
-            addresses=plan.addresses(role, count),
+            addresses=plan.addresses(role, service_settings.nodes),
             app_sources=app_sources,
             bastion_address=bastion_address,
             base_cloud_config=base_cloud_config,
@@ -135,21 +105,12 @@ def build_data_tier(
             addon=addons.get(role),
             private_network=settings.kubernetes.data_path == "private-network",
         )
-
-    mariadb = MariaDbCluster(
-        "mariadb", MariaDbClusterArgs(settings=data.mariadb, placement=placement("mariadb", data.mariadb.nodes))
-    )
-    redis = RedisCluster("redis", RedisClusterArgs(settings=data.redis, placement=placement("redis", data.redis.nodes)))
-    rabbitmq = RabbitMqCluster(
-        "rabbitmq", RabbitMqClusterArgs(settings=data.rabbitmq, placement=placement("rabbitmq", data.rabbitmq.nodes))
-    )
+        clusters[role] = entry.cluster(role, DataClusterArgs(role=role, settings=service_settings, placement=placement))
     connections = DataConnections(
-        mariadb=mariadb.connection,
-        redis=redis.connection,
-        rabbitmq=rabbitmq.connection,
+        services={role: cluster.connection for role, cluster in clusters.items()},
         ca_certificate=ca.ca_certificate_pem if ca else None,
         # Clients use each node's name (hostname, certificate SAN); pods pin it to dial_addresses.
-        node_names={**mariadb.node_names, **redis.node_names, **rabbitmq.hostnames},
-        dial_addresses={**mariadb.dial_addresses, **redis.dial_addresses, **rabbitmq.dial_addresses},
+        node_names={address: name for cluster in clusters.values() for address, name in cluster.hostnames.items()},
+        dial_addresses={name: dial for cluster in clusters.values() for name, dial in cluster.dial_addresses.items()},
     )
-    return DataTier(connections=connections, clusters={"mariadb": mariadb, "redis": redis, "rabbitmq": rabbitmq}, ca=ca)
+    return DataTier(connections=connections, clusters=clusters, ca=ca)

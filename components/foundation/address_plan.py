@@ -9,7 +9,8 @@ across rebuilds.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from components.settings.base import NetworkSettings, Tier
 
@@ -19,12 +20,15 @@ FIRST_HOST_OFFSET = 10
 
 # Role -> (tier, block start offset inside the tier's subnet, block size). Blocks never overlap
 # so adding a node to one role never moves another role's addresses.
-ROLE_BLOCKS: dict[str, tuple[Tier, int, int]] = {
-    "bastion": ("admin", FIRST_HOST_OFFSET, 5),
-    "mariadb": ("data", FIRST_HOST_OFFSET, 10),
-    "redis": ("data", FIRST_HOST_OFFSET + 10, 10),
-    "rabbitmq": ("data", FIRST_HOST_OFFSET + 20, 10),
-}
+RoleBlock = tuple[Tier, int, int]
+FOUNDATION_BLOCKS: dict[str, RoleBlock] = {"bastion": ("admin", FIRST_HOST_OFFSET, 5)}
+# Each data service gets a block of this many addresses in the data subnet (its registry `block`).
+DATA_BLOCK_SIZE = 10
+
+
+def data_block(index: int) -> RoleBlock:
+    """The data subnet's `index`-th block (the data registry numbers its services 0, 1, 2, ...)."""
+    return ("data", FIRST_HOST_OFFSET + index * DATA_BLOCK_SIZE, DATA_BLOCK_SIZE)
 
 
 class AddressPlanError(ValueError):
@@ -52,6 +56,7 @@ class SubnetPlan:
 class AddressPlan:
     vpc_cidr: ipaddress.IPv4Network
     subnets: dict[Tier, SubnetPlan]
+    blocks: Mapping[str, RoleBlock] = field(default_factory=lambda: dict(FOUNDATION_BLOCKS))
 
     def subnet_for(self, role: str) -> SubnetPlan:
         tier, _, _ = self._block(role)
@@ -64,13 +69,13 @@ class AddressPlan:
         subnet = self.subnets[tier]
         return [subnet.host(start + index) for index in range(count)]
 
-    @staticmethod
-    def _block(role: str) -> tuple[Tier, int, int]:
-        if role not in ROLE_BLOCKS:
-            raise AddressPlanError(f"no address block for role {role!r}; known: {', '.join(ROLE_BLOCKS)}")
-        return ROLE_BLOCKS[role]
+    def _block(self, role: str) -> RoleBlock:
+        if role not in self.blocks:
+            raise AddressPlanError(f"no address block for role {role!r}; known: {', '.join(self.blocks)}")
+        return self.blocks[role]
 
 
-def plan_addresses(network: NetworkSettings) -> AddressPlan:
+def plan_addresses(network: NetworkSettings, blocks: Mapping[str, RoleBlock] | None = None) -> AddressPlan:
+    """The plan for the foundation's roles plus `blocks` (the data tier's services)."""
     subnets = {tier: SubnetPlan(tier=tier, cidr=cidr) for tier, cidr in network.subnets.items()}
-    return AddressPlan(vpc_cidr=network.vpc_cidr, subnets=subnets)
+    return AddressPlan(vpc_cidr=network.vpc_cidr, subnets=subnets, blocks={**FOUNDATION_BLOCKS, **(blocks or {})})

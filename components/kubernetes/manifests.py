@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 from components.data.connections import DataConnections
 from components.linode.catalog import LINODE_PRIVATE_NETWORK
@@ -278,38 +277,11 @@ def data_egress_rules(settings: KubernetesSettings, destinations: Iterable[tuple
 
 
 def connection_settings(
-    connections: DataConnections,
-    mariadb_password: str,
-    redis_password: str,
-    rabbitmq_password: str,
-    ca_certificate: str | None,
+    connections: DataConnections, passwords: Mapping[str, str], ca_certificate: str | None
 ) -> dict[str, str]:
-    """The Secret's keys: one URL per service (+ Sentinel and all-node lists), CA where TLS is on."""
-    db = connections.mariadb
-    db_params = f"?ssl-mode=VERIFY_IDENTITY&ssl-ca={CA_MOUNT_DIR}/{CA_KEY}" if db.tls else ""
-    data = {
-        "DATABASE_URL": (
-            f"mysql://{quote(db.user, safe='')}:{quote(mariadb_password, safe='')}"
-            f"@{connections.name_of(db.primary_host)}:{db.port}/{quote(db.database, safe='')}{db_params}"
-        ),
-    }
-    redis = connections.redis
-    scheme = "rediss" if redis.tls else "redis"
-    redis_host = connections.name_of(redis.primary_host)
-    data["REDIS_URL"] = f"{scheme}://:{quote(redis_password, safe='')}@{redis_host}:{redis.port}/0"
-    if redis.sentinel_port is not None and redis.sentinel_master is not None:
-        # After a failover the primary moves: Sentinel-aware clients must ask the Sentinels.
-        data["REDIS_SENTINELS"] = ",".join(
-            f"{connections.name_of(host)}:{redis.sentinel_port}" for host in redis.hosts
-        )
-        data["REDIS_SENTINEL_MASTER"] = redis.sentinel_master
-    mq = connections.rabbitmq
-    scheme = "amqps" if mq.tls else "amqp"
-    credentials = f"{quote(mq.user, safe='')}:{quote(rabbitmq_password, safe='')}"
-    vhost = quote(mq.vhost, safe="")
-    urls = [f"{scheme}://{credentials}@{connections.name_of(host)}:{mq.port}/{vhost}" for host in mq.hosts]
-    data["AMQP_URL"] = urls[0]
-    data["AMQP_URLS"] = ",".join(urls)
+    """The Secret's keys: each data service's settings (URLs, Sentinel and node lists), the CA
+    where TLS is on. `passwords` are the plain passwords by data role."""
+    data = connections.environment(passwords, ca_file=f"{CA_MOUNT_DIR}/{CA_KEY}")
     if ca_certificate is not None:
         data[CA_KEY] = ca_certificate
     return data

@@ -47,15 +47,17 @@ def _snake(name: str) -> str:
 def secret_keys(connections: DataConnections) -> list[str]:
     """The Secret's keys, known at plan time (values are not): env refs are built from these."""
     ca = "" if connections.ca_certificate is not None else None
-    return sorted(connection_settings(connections, "", "", "", ca))
+    return sorted(connection_settings(connections, dict.fromkeys(connections.services, ""), ca))
 
 
 def secret_values(connections: DataConnections) -> pulumi.Output[dict[str, str]]:
+    roles = list(connections.services)
+    passwords = [connections.services[role].password for role in roles]
     ca: pulumi.Input[str | None] = connections.ca_certificate
     return pulumi.Output.secret(
-        pulumi.Output.all(
-            connections.mariadb.password, connections.redis.password, connections.rabbitmq.password, ca
-        ).apply(lambda v: connection_settings(connections, v[0], v[1], v[2], v[3]))
+        pulumi.Output.all(ca, *passwords).apply(
+            lambda v: connection_settings(connections, dict(zip(roles, v[1:], strict=True)), v[0])
+        )
     )
 
 

@@ -12,21 +12,16 @@ from typing import Any
 
 import yaml
 
-from components.operations.exporters import SCRAPE_JOBS
+from components.data.plugin import BACKUP_METRIC_PREFIX, alert
+from components.data.services import SERVICES
 from components.settings.operations import AlertThresholds, BackupSettings
-
-BACKUP_METRIC_PREFIX = "platform_backup"
-# Backup kinds whose success timestamps the scripts publish through the textfile collector.
-BACKUP_KINDS = ("full", "incremental", "binlog", "verify", "redis", "rabbitmq")
 
 
 @dataclass(frozen=True)
 class AlertTopology:
-    """How many nodes each data service should have (from the data tier's settings)."""
+    """How many nodes each data service should have (from the data tier's settings), by role."""
 
-    mariadb_nodes: int
-    redis_nodes: int
-    rabbitmq_nodes: int
+    node_counts: Mapping[str, int]
 
 
 @dataclass(frozen=True)
@@ -40,20 +35,9 @@ class HttpMetrics:
 
 
 
-def _alert(
-    name: str, expr: str, for_: str | None, severity: str, summary: str, description: str
-) -> dict[str, Any]:
-    rule: dict[str, Any] = {"alert": name, "expr": expr}
-    if for_:
-        rule["for"] = for_
-    rule["labels"] = {"severity": severity}
-    rule["annotations"] = {"summary": summary, "description": description}
-    return rule
-
-
 def _availability_rules(t: AlertThresholds) -> list[dict[str, Any]]:
     return [
-        _alert(
+        alert(
             "ServiceDown",
             "up == 0",
             t.service_down_for,
@@ -61,7 +45,7 @@ def _availability_rules(t: AlertThresholds) -> list[dict[str, Any]]:
             "{{ $labels.job }} target {{ $labels.instance }} is down",
             f"Prometheus could not scrape {{{{ $labels.instance }}}} for {t.service_down_for}.",
         ),
-        _alert(
+        alert(
             "HostHighCpu",
             "100 * (1 - avg by (instance) (rate(node_cpu_seconds_total{mode=\"idle\"}[2m])))"
             f" > {t.cpu_percent:g}",
@@ -70,7 +54,7 @@ def _availability_rules(t: AlertThresholds) -> list[dict[str, Any]]:
             "CPU above {t}% on {{{{ $labels.instance }}}}".format(t=f"{t.cpu_percent:g}"),
             "CPU busy {{ $value | humanize }}% for " + t.cpu_for + ".",
         ),
-        _alert(
+        alert(
             "HostHighMemory",
             "100 * (1 - node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes) > 90",
             "5m",
@@ -78,7 +62,7 @@ def _availability_rules(t: AlertThresholds) -> list[dict[str, Any]]:
             "Memory above 90% on {{ $labels.instance }}",
             "Memory in use {{ $value | humanize }}%.",
         ),
-        _alert(
+        alert(
             "HostDiskFilling",
             'predict_linear(node_filesystem_avail_bytes{fstype!~"tmpfs|overlay|squashfs"}[1h], '
             f"{t.disk_fill_hours} * 3600) < 0"
@@ -100,7 +84,7 @@ def _http_rules(t: AlertThresholds, http: HttpMetrics) -> list[dict[str, Any]]:
     total = f"sum by ({by}) (rate({http.requests_total}[5m]))"
     p95 = f"histogram_quantile(0.95, sum by ({by}, le) (rate({http.duration_bucket}[5m])))"
     return [
-        _alert(
+        alert(
             "HighErrorRate",
             f"{errors} / {total} > {t.error_ratio:g}",
             t.error_for,
@@ -108,7 +92,7 @@ def _http_rules(t: AlertThresholds, http: HttpMetrics) -> list[dict[str, Any]]:
             f"More than {t.error_ratio:.0%} of requests to {{{{ $labels.{by} }}}} fail",
             "5xx ratio {{ $value | humanizePercentage }} over 5 minutes.",
         ),
-        _alert(
+        alert(
             "HighLatencyP95",
             f"{p95} > {t.p95_latency_seconds:g}",
             t.latency_for,
@@ -119,117 +103,15 @@ def _http_rules(t: AlertThresholds, http: HttpMetrics) -> list[dict[str, Any]]:
     ]
 
 
-def _mariadb_rules(t: AlertThresholds, nodes: int) -> list[dict[str, Any]]:
-    rules = [
-        _alert(
-            "MariaDbDown",
-            "mysql_up == 0",
-            t.service_down_for,
-            "critical",
-            "MariaDB on {{ $labels.instance }} does not answer",
-            "mysqld_exporter cannot connect to the server.",
-        )
-    ]
-    if nodes >= 3:
-        rules.append(
-            _alert(
-                "GaleraClusterTooSmall",
-                f"mysql_global_status_wsrep_cluster_size < {nodes}",
-                "1m",
-                "critical",
-                f"Galera cluster has fewer than {nodes} members",
-                "{{ $labels.instance }} sees {{ $value }} members in its cluster.",
-            )
-        )
-        rules.append(
-            _alert(
-                "GaleraNodeNotReady",
-                "mysql_global_status_wsrep_ready == 0",
-                "1m",
-                "critical",
-                "Galera node {{ $labels.instance }} does not accept queries",
-                "wsrep_ready is OFF: the node is not part of the primary component.",
-            )
-        )
-    elif nodes == 2:
-        rules.append(
-            _alert(
-                "MariaDbReplicationBroken",
-                "mysql_slave_status_slave_io_running == 0 or mysql_slave_status_slave_sql_running == 0",
-                "1m",
-                "critical",
-                "MariaDB replication stopped on {{ $labels.instance }}",
-                "The replica's IO or SQL thread is not running.",
-            )
-        )
-        rules.append(
-            _alert(
-                "MariaDbReplicationLag",
-                "mysql_slave_status_seconds_behind_master > 300",
-                "5m",
-                "warning",
-                "MariaDB replica {{ $labels.instance }} lags more than 5 minutes",
-                "Seconds behind the primary: {{ $value }}.",
-            )
-        )
-    return rules
-
-
-def _redis_rules(nodes: int) -> list[dict[str, Any]]:
-    rules = [
-        _alert(
-            "RedisNoPrimary",
-            '(count(redis_instance_info{role="master"}) or vector(0)) < 1',
-            "1m",
-            "critical",
-            "No Redis node reports the primary role",
-            "Writes fail until Sentinel promotes a replica or an operator intervenes.",
-        )
-    ]
-    if nodes >= 2:
-        rules.append(
-            _alert(
-                "RedisReplicationBroken",
-                f'(sum(redis_connected_slaves and on (instance) redis_instance_info{{role="master"}})'
-                f" or vector(0)) < {nodes - 1} or redis_master_link_up == 0",
-                "2m",
-                "critical",
-                "Redis replication is broken",
-                f"The primary should have {nodes - 1} connected replicas, or a replica lost its link.",
-            )
-        )
-    return rules
-
-
-def _rabbitmq_rules(t: AlertThresholds, nodes: int) -> list[dict[str, Any]]:
-    job = SCRAPE_JOBS["rabbitmq"]
-    return [
-        _alert(
-            "RabbitMqNodeDown",
-            f'(count(up{{job="{job}"}} == 1) or vector(0)) < {nodes}',
-            t.service_down_for,
-            "critical",
-            f"Fewer than {nodes} RabbitMQ nodes are up",
-            "{{ $value }} RabbitMQ nodes answer their metrics endpoint.",
-        ),
-        _alert(
-            "RabbitMqQueueBacklog",
-            f"sum by (instance) (rabbitmq_queue_messages_ready) > {t.queue_backlog_messages}",
-            t.queue_backlog_for,
-            "warning",
-            "RabbitMQ backlog on {{ $labels.instance }}",
-            "{{ $value }} messages wait for consumers: workers are down or too slow.",
-        ),
-    ]
-
-
-def _backup_rules(backups: BackupSettings, incremental: bool) -> list[dict[str, Any]]:
+def _backup_rules(backups: BackupSettings, node_counts: Mapping[str, int]) -> list[dict[str, Any]]:
+    """Every backup job reports its result; each service's daily backup must be fresh; then the
+    services' own backup rules (e.g. MariaDB's point-in-time recovery)."""
     success = f"{BACKUP_METRIC_PREFIX}_last_success_timestamp_seconds"
     stale_seconds = backups.stale_after_hours * 3600
-    binlog_stale_seconds = 3 * backups.binlog_ship_interval_seconds
-    verify_stale_seconds = backups.verify_stale_after_days * 86400
+    services = [entry for role, entry in SERVICES.items() if entry.backups and role in node_counts]
+    daily = "|".join(entry.backups.daily_kind for entry in services if entry.backups)
     rules = [
-        _alert(
+        alert(
             "BackupFailed",
             f"{BACKUP_METRIC_PREFIX}_last_run_success == 0",
             None,
@@ -237,50 +119,18 @@ def _backup_rules(backups: BackupSettings, incremental: bool) -> list[dict[str, 
             "{{ $labels.kind }} backup failed on {{ $labels.instance }}",
             "The last {{ $labels.kind }} run exited with an error; see its journal.",
         ),
-        _alert(
+        alert(
             "BackupStale",
-            f'time() - {success}{{kind=~"full|redis|rabbitmq"}} > {stale_seconds}',
+            f'time() - {success}{{kind=~"{daily}"}} > {stale_seconds}',
             None,
             "critical",
             "No successful {{ $labels.kind }} backup for " + f"{backups.stale_after_hours}h",
             "The newest successful backup is {{ $value | humanizeDuration }} old.",
         ),
-        _alert(
-            "BackupMissing",
-            f'absent({success}{{kind="full"}})',
-            f"{backups.stale_after_hours}h",
-            "critical",
-            "No full MariaDB backup has ever reported success",
-            "The backup timer is not running or cannot write its metric.",
-        ),
-        _alert(
-            "BinlogShippingStale",
-            f'time() - {success}{{kind="binlog"}} > {binlog_stale_seconds}',
-            None,
-            "critical",
-            "Binary logs not shipped for {{ $value | humanizeDuration }}",
-            "Point-in-time recovery would lose more than the RPO.",
-        ),
-        _alert(
-            "BackupVerificationStale",
-            f'time() - {success}{{kind="verify"}} > {verify_stale_seconds}',
-            None,
-            "warning",
-            "Backups not verified for " + f"{backups.verify_stale_after_days} days",
-            "The weekly restore test has not succeeded recently.",
-        ),
     ]
-    if incremental:
-        rules.append(
-            _alert(
-                "IncrementalBackupStale",
-                f'time() - {success}{{kind="incremental"}} > {stale_seconds}',
-                None,
-                "warning",
-                "No incremental MariaDB backup for " + f"{backups.stale_after_hours}h",
-                "The incremental timer has not succeeded recently.",
-            )
-        )
+    for entry in services:
+        if entry.backups:
+            rules += entry.backups.alert_rules(backups)
     return rules
 
 
@@ -294,15 +144,17 @@ def alert_rule_groups(
     groups: list[dict[str, Any]] = [
         {"name": "platform-availability", "rules": _availability_rules(thresholds)},
         {"name": "platform-http", "rules": _http_rules(thresholds, http or HttpMetrics())},
-        {"name": "platform-mariadb", "rules": _mariadb_rules(thresholds, topology.mariadb_nodes)},
-        {"name": "platform-redis", "rules": _redis_rules(topology.redis_nodes)},
-        {"name": "platform-rabbitmq", "rules": _rabbitmq_rules(thresholds, topology.rabbitmq_nodes)},
+    ]
+    groups += [
+        {"name": entry.alert_group, "rules": entry.alert_rules(thresholds, topology.node_counts[role])}
+        for role, entry in SERVICES.items()
+        if role in topology.node_counts
     ]
     if backups is not None and backups.enabled:
         groups.append(
             {
                 "name": "platform-backups",
-                "rules": _backup_rules(backups, backups.incremental_schedule is not None),
+                "rules": _backup_rules(backups, topology.node_counts),
             }
         )
     return {"groups": groups}

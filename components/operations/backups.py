@@ -3,7 +3,7 @@ the Linode Backup Service window of the data VMs."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -118,3 +118,37 @@ class BackupWindows(pulumi.ComponentResource):
             for index, instance_id in enumerate(args.instance_ids)
         ]
         self.register_outputs({"count": len(self.windows), "window": args.window, "day": args.day})
+
+
+def _nth(index: int) -> Callable[[Sequence[str]], str]:
+    def pick(values: Sequence[str]) -> str:
+        return str(values[index])
+
+    return pick
+
+
+def backup_windows(
+    settings: BackupSettings,
+    instance_ids: Mapping[str, pulumi.Output[list[str]]],
+    node_counts: Mapping[str, int],
+    token: pulumi.Input[str] | None,
+) -> BackupWindows | None:
+    """The Backup Service window of every data VM, when the stack names one.
+
+    The settings loader has already refused a window without the Backup Service on the data
+    VMs, and a window without a `linode:token` secret.
+    """
+    if not settings.linode_backup_window:
+        return None
+    assert settings.linode_backup_day is not None  # the settings model sets both together
+    assert token is not None  # the loader requires linode:token when a window is set
+    ids: list[pulumi.Input[str]] = []
+    for role, count in node_counts.items():
+        role_ids = instance_ids[role]
+        ids += [role_ids.apply(_nth(i)) for i in range(count)]
+    return BackupWindows(
+        "backup-window",
+        BackupWindowsArgs(
+            instance_ids=ids, day=settings.linode_backup_day, window=settings.linode_backup_window, token=token
+        ),
+    )

@@ -18,11 +18,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from components.operations.exporters import (
-    NODE_EXPORTER_PORT,
-    ROLE_EXPORTER_PORT,
-    SCRAPE_JOBS,
-)
+from components.operations.exporters import NODE_EXPORTER_PORT, NODE_JOB, exporter_port, scrape_job
 from components.settings.operations import MonitoringSettings, ReceiverSettings
 
 CHART = "kube-prometheus-stack"
@@ -39,16 +35,16 @@ def scrape_configs(targets: Mapping[str, Sequence[str]]) -> list[dict[str, Any]]
         for role, addresses in targets.items()
         if addresses
     ]
-    jobs: list[dict[str, Any]] = [{"job_name": SCRAPE_JOBS["node"], "static_configs": node_targets}]
+    jobs: list[dict[str, Any]] = [{"job_name": NODE_JOB, "static_configs": node_targets}]
     for role, addresses in targets.items():
         if not addresses:
             continue
         jobs.append(
             {
-                "job_name": SCRAPE_JOBS[role],
+                "job_name": scrape_job(role),
                 "static_configs": [
                     {
-                        "targets": [f"{address}:{ROLE_EXPORTER_PORT[role]}" for address in addresses],
+                        "targets": [f"{address}:{exporter_port(role)}" for address in addresses],
                         "labels": {"role": role},
                     }
                 ],

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from components.data.plugin import BackupJob
+from components.data.services import service
 from components.operations.exporters import TEXTFILE_DIRECTORY
 from components.settings.operations import BackupSettings
 
@@ -22,11 +24,6 @@ STATE_DIR = "/var/lib/platform-backup"
 WORK_DIR = "/var/tmp/platform-backup"
 UNIT_PREFIX = "platform-backup"
 
-ROLE_PACKAGES = {
-    "mariadb": ["mariadb-backup", "mariadb-client"],
-    "redis": ["redis-tools"],
-    "rabbitmq": [],
-}
 
 
 @dataclass(frozen=True)
@@ -41,43 +38,15 @@ class BackupTarget:
     s3_region: str = "us-east-1"  # signature region; Linode accepts any with path-style URLs
 
 
-@dataclass(frozen=True)
-class BackupJob:
-    name: str  # platform-backup subcommand
-    lock: str
-    on_calendar: str | None = None
-    every_seconds: int | None = None
-    timeout: str = "6h"
-
-
 def backup_node_index(nodes: int) -> int:
     """Backups run on a replica or one Galera node (never the primary when there is a choice)."""
     return 1 if nodes >= 2 else 0
 
 
 def backup_jobs(role: str, settings: BackupSettings) -> list[BackupJob]:
-    if role == "mariadb":
-        jobs = [BackupJob("mariadb-full", "mariabackup", on_calendar=settings.full_schedule)]
-        if settings.incremental_schedule:
-            jobs.append(
-                BackupJob("mariadb-incremental", "mariabackup", on_calendar=settings.incremental_schedule)
-            )
-        jobs.append(
-            BackupJob(
-                "binlog-ship", "binlog", every_seconds=settings.binlog_ship_interval_seconds, timeout="30min"
-            )
-        )
-        jobs.append(BackupJob("verify", "mariabackup", on_calendar=settings.verify_schedule, timeout="12h"))
-        return jobs
-    if role == "redis":
-        return [BackupJob("redis-snapshot", "redis", on_calendar=settings.redis_schedule, timeout="2h")]
-    if role == "rabbitmq":
-        return [
-            BackupJob(
-                "rabbitmq-definitions", "rabbitmq", on_calendar=settings.rabbitmq_schedule, timeout="30min"
-            )
-        ]
-    raise ValueError(f"role must be one of mariadb, redis, rabbitmq, got {role!r}")
+    """The service's backup jobs (its registry entry), none for a service without backups."""
+    backups = service(role).backups
+    return backups.jobs(settings) if backups else []
 
 
 def render_unit(sections: dict[str, list[tuple[str, str]]]) -> str:
@@ -90,17 +59,12 @@ def render_unit(sections: dict[str, list[tuple[str, str]]]) -> str:
 
 
 def service_unit(job: BackupJob, role: str) -> str:
-    after = {
-        "mariadb": "mariadb.service",
-        "redis": "redis-server.service",
-        "rabbitmq": "rabbitmq-server.service",
-    }
     return render_unit(
         {
             "Unit": [
                 ("Description", f"platform backup: {job.name}"),
                 ("Wants", "network-online.target"),
-                ("After", f"network-online.target {after[role]}"),
+                ("After", f"network-online.target {service(role).unit}"),
             ],
             "Service": [
                 ("Type", "oneshot"),
@@ -158,6 +122,11 @@ def _file(path: str, content: str, permissions: str = "0644") -> dict[str, Any]:
     return {"path": path, "owner": "root:root", "permissions": permissions, "content": content}
 
 
+def _packages(role: str) -> tuple[str, ...]:
+    backups = service(role).backups
+    return backups.packages if backups else ()
+
+
 def backup_cloud_config(role: str, settings: BackupSettings, target: BackupTarget) -> dict[str, Any]:
     """Cloud-config fragment for the node that takes a role's backups."""
     jobs = backup_jobs(role, settings)
@@ -169,7 +138,7 @@ def backup_cloud_config(role: str, settings: BackupSettings, target: BackupTarge
         files.append(_file(f"/etc/systemd/system/{UNIT_PREFIX}-{job.name}.service", service_unit(job, role)))
         files.append(_file(f"/etc/systemd/system/{UNIT_PREFIX}-{job.name}.timer", timer_unit(job)))
     return {
-        "packages": ["python3-boto3", "zstd", *ROLE_PACKAGES[role]],
+        "packages": ["python3-boto3", "zstd", *_packages(role)],
         "write_files": files,
         "runcmd": [
             ["install", "-d", "-m", "0700", STATE_DIR, WORK_DIR],

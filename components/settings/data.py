@@ -25,7 +25,16 @@ def _check_plan(value: str) -> str:
     return validate_plan(value)
 
 
-class MariaDbSettings(StrictModel):
+class ServiceSettings(StrictModel):
+    """What every data service's section has: how many VMs of which Linode plan."""
+
+    nodes: int = Field(default=1, ge=1, le=9)
+    plan: str = "g6-standard-1"
+
+    _plan = field_validator("plan")(classmethod(lambda cls, v: _check_plan(v)))
+
+
+class MariaDbSettings(ServiceSettings):
     """1 node = standalone, 2 = primary + read-only replica (GTID), odd >= 3 = Galera."""
 
     nodes: int = 1
@@ -43,11 +52,10 @@ class MariaDbSettings(StrictModel):
             "an even Galera cluster cannot keep a majority when split in half)"
         )
 
-    _plan = field_validator("plan")(classmethod(lambda cls, v: _check_plan(v)))
     _names = field_validator("database", "user")(classmethod(lambda cls, v: _check_identifier(v)))
 
 
-class RedisSettings(StrictModel):
+class RedisSettings(ServiceSettings):
     """1 node = standalone, 2 = primary + replica, 3+ = primary, replicas and Sentinel."""
 
     nodes: int = Field(default=1, ge=1, le=9)
@@ -55,7 +63,6 @@ class RedisSettings(StrictModel):
     sentinel_master: str = "platform"
     maxmemory_policy: str = "volatile-lru"
 
-    _plan = field_validator("plan")(classmethod(lambda cls, v: _check_plan(v)))
     _master = field_validator("sentinel_master")(classmethod(lambda cls, v: _check_identifier(v)))
 
     @field_validator("maxmemory_policy")
@@ -76,7 +83,7 @@ class RedisSettings(StrictModel):
         return value
 
 
-class RabbitMqSettings(StrictModel):
+class RabbitMqSettings(ServiceSettings):
     """N nodes clustered; quorum queues are the default queue type of the application vhost."""
 
     nodes: int = Field(default=1, ge=1, le=9)
@@ -84,7 +91,6 @@ class RabbitMqSettings(StrictModel):
     vhost: str = "app"
     user: str = "app"
 
-    _plan = field_validator("plan")(classmethod(lambda cls, v: _check_plan(v)))
     _names = field_validator("vhost", "user")(classmethod(lambda cls, v: _check_identifier(v)))
 
     @field_validator("user")
@@ -109,5 +115,10 @@ class DataSettings(StrictModel):
     backups_enabled: bool = False
 
     @property
+    def services(self) -> dict[str, ServiceSettings]:
+        """Each data service's section by its key, in declaration order (the registry's order)."""
+        return {name: value for name, value in self if isinstance(value, ServiceSettings)}
+
+    @property
     def vm_count(self) -> int:
-        return self.mariadb.nodes + self.redis.nodes + self.rabbitmq.nodes
+        return sum(service.nodes for service in self.services.values())

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
+
 import pulumi
 import pytest
 
-from components.foundation.address_plan import plan_addresses
-from components.operations.backups import BackupStorage, BackupStorageArgs, BackupWindows, BackupWindowsArgs
+from components.data.services import stack_address_plan
+from components.foundation.role_addon import RoleAddon
+from components.operations import (
+    BackupStorage,
+    BackupStorageArgs,
+    LogPushCredentials,
+    VmAddonsArgs,
+    backup_windows,
+    log_push_url,
+    vm_addons,
+)
+from components.operations.backups import BackupWindows, BackupWindowsArgs
 from components.operations.schedules import backup_node_index
-from components.operations.tier import OperationsTier, build_operations_tier, role_node_counts
 from components.settings import SettingsError, StackSettings, load_settings
 from components.settings.operations import BackupSettings
-from components.settings.stack_config import StackSecrets
 from tools.offline import is_secret, resolve, run_component, stack_config
 
 SETTINGS = BackupSettings(bucket_region="eu-central", retention_days=30)
@@ -53,9 +64,7 @@ def test_key_and_endpoint_are_exposed_with_the_secret_parts_secret() -> None:
 def test_retention_change_follows_config() -> None:
     short = BackupSettings(bucket_region="eu-central", retention_days=7)
     _, records = run_component(
-        lambda: BackupStorage(
-            "backups", BackupStorageArgs(label="platform-infra-dev-backups", settings=short)
-        )
+        lambda: BackupStorage("backups", BackupStorageArgs(label="platform-infra-dev-backups", settings=short))
     )
     bucket = next(r for r in records if r.type == "linode:index/objectStorageBucket:ObjectStorageBucket")
     assert bucket.inputs["lifecycleRules"][0]["expiration"]["days"] == 7
@@ -65,9 +74,7 @@ def test_backup_window_is_set_on_every_data_vm_with_a_secret_token() -> None:
     _, records = run_component(
         lambda: BackupWindows(
             "backup-window",
-            BackupWindowsArgs(
-                instance_ids=["41001", "41002", "41003"], day="Sunday", window="W2", token="tok"
-            ),
+            BackupWindowsArgs(instance_ids=["41001", "41002", "41003"], day="Sunday", window="W2", token="tok"),
         )
     )
     windows = [r for r in records if r.type == "pulumi-python:dynamic:Resource"]
@@ -87,14 +94,37 @@ STACKS = ("dev", "staging", "prod")
 
 def _settings(stack: str) -> StackSettings:
     config, _ = stack_config(stack)
-    values = {
-        key.split(":", 1)[1]: value for key, value in config.items() if key.startswith("platform-infra:")
-    }
+    values = {key.split(":", 1)[1]: value for key, value in config.items() if key.startswith("platform-infra:")}
     return load_settings("platform-infra", stack, values)
 
 
-def _tier(settings: StackSettings, secrets: StackSecrets | None = None) -> OperationsTier:
-    return build_operations_tier(settings, secrets or StackSecrets({}), plan_addresses(settings.network))
+@dataclass(frozen=True)
+class _Step1:
+    """What __main__ builds for operations before the data VMs."""
+
+    storage: BackupStorage | None
+    addons: dict[str, RoleAddon]
+
+
+def _tier(settings: StackSettings) -> _Step1:
+    ops = settings.operations
+    storage = (
+        BackupStorage(
+            "backups",
+            BackupStorageArgs(label=settings.label("backups"), settings=ops.backups, protect=settings.stack == "prod"),
+        )
+        if ops.backups.enabled
+        else None
+    )
+    log_push = LogPushCredentials("log-push") if log_push_url(settings) else None
+    plan = stack_address_plan(settings.network)
+    return _Step1(
+        storage, vm_addons(VmAddonsArgs(settings=settings, plan=plan, backup_storage=storage, log_push=log_push))
+    )
+
+
+def _node_counts(settings: StackSettings) -> dict[str, int]:
+    return {role: service.nodes for role, service in settings.data.services.items()}
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -107,9 +137,7 @@ def test_bucket_exists_where_backups_run_with_the_stacks_retention(stack: str) -
         return
     [bucket] = buckets
     assert bucket.inputs["label"] == f"platform-infra-{stack}-backups"
-    assert (
-        bucket.inputs["lifecycleRules"][0]["expiration"]["days"] == settings.operations.backups.retention_days
-    )
+    assert bucket.inputs["lifecycleRules"][0]["expiration"]["days"] == settings.operations.backups.retention_days
     assert bucket.protect == (stack == "prod")
 
 
@@ -150,16 +178,15 @@ def test_exporter_ports_open_to_the_cluster_sources_only(stack: str) -> None:
 
 def test_prod_backup_window_is_w2_on_every_data_vm() -> None:
     settings = _settings("prod")
-    settings = settings.model_copy(
-        update={"data": settings.data.model_copy(update={"backups_enabled": True})}
-    )
-    counts = role_node_counts(settings)
-    ids = {
-        role: [str(41000 + 10 * n + i) for i in range(count)]
-        for n, (role, count) in enumerate(counts.items())
-    }
-    secrets = StackSecrets({"linode:token": pulumi.Output.secret("token")})
-    _, records = run_component(lambda: _tier(settings, secrets).attach(data_instance_ids=ids), stack="prod")
+    settings = settings.model_copy(update={"data": settings.data.model_copy(update={"backups_enabled": True})})
+    counts = _node_counts(settings)
+    ids = {role: [str(41000 + 10 * n + i) for i in range(count)] for n, (role, count) in enumerate(counts.items())}
+
+    def build() -> object:
+        outputs = {role: pulumi.Output.from_input(values) for role, values in ids.items()}
+        return backup_windows(settings.operations.backups, outputs, counts, pulumi.Output.secret("token"))
+
+    _, records = run_component(build, stack="prod")
     windows = [r for r in records if r.type == "pulumi-python:dynamic:Resource"]
     assert len(windows) == sum(counts.values())
     assert {(w.inputs["day"], w.inputs["window"]) for w in windows} == {("Sunday", "W2")}
@@ -167,11 +194,9 @@ def test_prod_backup_window_is_w2_on_every_data_vm() -> None:
 
 
 def test_backup_window_without_the_backup_service_is_a_config_error() -> None:
-    settings = _settings("prod")
-    settings = settings.model_copy(
-        update={"data": settings.data.model_copy(update={"backups_enabled": False})}
-    )
-    secrets = StackSecrets({"linode:token": pulumi.Output.secret("token")})
-    ids = {role: ["1"] * count for role, count in role_node_counts(settings).items()}
+    config, _ = stack_config("prod")
+    values = {key.split(":", 1)[1]: value for key, value in config.items() if key.startswith("platform-infra:")}
+    data = json.loads(values["data"])
+    values["data"] = json.dumps({**data, "backups_enabled": False})
     with pytest.raises(SettingsError, match=r"operations.backups.linode_backup_window.*data.backups_enabled"):
-        _tier(settings, secrets).attach(data_instance_ids=ids)
+        load_settings("platform-infra", "prod", values)

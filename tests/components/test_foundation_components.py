@@ -9,7 +9,8 @@ import pulumi
 import pytest
 import yaml
 
-from components.foundation.address_plan import AddressPlan, AddressPlanError, SubnetPlan, plan_addresses
+from components.data.services import stack_address_plan
+from components.foundation.address_plan import AddressPlan, AddressPlanError, SubnetPlan
 from components.foundation.bastion import Bastion, BastionArgs
 from components.foundation.firewall import (
     FirewallRuleError,
@@ -29,7 +30,7 @@ NETWORK = NetworkSettings.model_validate(
         "subnets": {"admin": "10.40.0.0/24", "data": "10.40.1.0/24", "app": "10.40.2.0/24"},
     }
 )
-PLAN = plan_addresses(NETWORK)
+PLAN = stack_address_plan(NETWORK)
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOa5vQ0mG3Jd8yqzGm1a5l0uWk7m9H3fX2pLr8sT4cE1 ops@test"
 
 
@@ -59,7 +60,7 @@ def test_address_plan_is_deterministic_and_disjoint_per_role() -> None:
     everything = PLAN.addresses("mariadb", 10) + PLAN.addresses("redis", 10) + PLAN.addresses("rabbitmq", 10)
     assert len(set(everything)) == 30
     assert all(ipaddress.ip_address(a) in PLAN.subnets["data"].cidr for a in everything)
-    assert plan_addresses(NETWORK) == PLAN
+    assert stack_address_plan(NETWORK) == PLAN
 
 
 def test_address_plan_refuses_more_nodes_than_a_block_holds_and_unknown_roles() -> None:

@@ -12,8 +12,8 @@ import pytest
 from pulumi.runtime.sync_await import _sync_await
 
 from components.data.internal_ca import InternalCa, InternalCaArgs
-from components.data.mariadb.cluster import MariaDbCluster, MariaDbClusterArgs
-from components.data.placement import DataVmPlacement
+from components.data.mariadb.cluster import MariaDbCluster
+from components.data.placement import DataClusterArgs, DataVmPlacement
 from components.foundation.cloud_init import BaseHardening, base_cloud_config
 from components.foundation.firewall import InboundRule
 from components.foundation.role_addon import RoleAddon
@@ -85,8 +85,10 @@ def build(count: int, **kwargs: Any) -> tuple[MariaDbCluster, list[ResourceRecor
     return run_component(
         lambda: MariaDbCluster(
             "mariadb",
-            MariaDbClusterArgs(
-                settings=MariaDbSettings(nodes=count), placement=placement_for("mariadb", count, **kwargs)
+            DataClusterArgs(
+                role="mariadb",
+                settings=MariaDbSettings(nodes=count),
+                placement=placement_for("mariadb", count, **kwargs),
             ),
         )
     )
@@ -197,7 +199,7 @@ def test_private_network_path_gives_vms_a_private_ip_and_names_resolve_to_it() -
     for vm in of_type(records, "linode:index/instance:Instance"):
         assert vm.inputs["privateIp"] is True
         assert "bind-address = %s,%s" in user_data(vm)
-    assert cluster.node_names == {
+    assert cluster.hostnames == {
         "10.30.1.10": "platform-infra-test-mariadb-0",
         "10.30.1.11": "platform-infra-test-mariadb-1",
     }

@@ -12,8 +12,11 @@ import pulumi
 import pytest
 import yaml
 
+from components.data.redis.config import REDIS_PASSWORD_SCRIPT
+from components.data.services import SERVICES, stack_address_plan
+from components.operations import LogPushCredentials, ObservabilityArgs, build_observability, log_push_url
 from components.operations.alert_rules import alert_names
-from components.operations.exporters import REDIS_PASSWORD_SCRIPT, SCRAPE_JOBS, exporters_cloud_config
+from components.operations.exporters import NODE_JOB, exporters_cloud_config
 from components.operations.logging import LoggingStack, LoggingStackArgs, journal_shipping_cloud_config
 from components.operations.monitoring import (
     CHART,
@@ -22,7 +25,6 @@ from components.operations.monitoring import (
     platform_dashboard,
     scrape_configs,
 )
-from components.operations.tier import build_operations_tier
 from components.settings import StackSettings
 from components.settings.operations import LoggingSettings, ReceiverSettings
 from components.settings.stack_config import StackSecrets
@@ -47,10 +49,19 @@ def _build(stack: str, webhook: str | None = None) -> tuple[Any, list[Any]]:
     secrets = StackSecrets({"alert_webhook_url": pulumi.Output.secret(webhook)} if webhook else {})
 
     def build() -> Any:
-        from components.foundation.address_plan import plan_addresses
-
-        tier = build_operations_tier(settings, secrets, plan_addresses(settings.network))
-        return tier.attach(kubernetes_provider=_provider(), ingress_class="traefik", cluster_issuer=None)
+        return build_observability(
+            ObservabilityArgs(
+                settings=settings,
+                secrets=secrets,
+                plan=stack_address_plan(settings.network),
+                kubernetes_provider=_provider(),
+                ingress_class="traefik",
+                cluster_issuer=None,
+                log_push=LogPushCredentials("log-push") if log_push_url(settings) else None,
+                node_names={},
+                host_aliases=(),
+            )
+        )
 
     return run_component(build, stack=stack)
 
@@ -72,7 +83,7 @@ def test_kube_prometheus_stack_is_pinned_and_scrapes_the_data_vms_over_the_vpc(s
     assert release.inputs["version"] == settings.operations.monitoring.kube_prometheus_stack_version
     scrape = _values(release)["prometheus"]["prometheusSpec"]["additionalScrapeConfigs"]
     jobs = {job["job_name"]: job for job in scrape}
-    assert set(jobs) == set(SCRAPE_JOBS.values())
+    assert set(jobs) == {NODE_JOB, *(entry.exporter.job for entry in SERVICES.values())}
     mysqld_targets = jobs["mysqld"]["static_configs"][0]["targets"]
     assert len(mysqld_targets) == settings.data.mariadb.nodes
     data_subnet = settings.network.subnets["data"]

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 from pulumi.runtime.sync_await import _sync_await
 
-from components.data.rabbitmq.cluster import RabbitMqCluster, RabbitMqClusterArgs
+from components.data.placement import DataClusterArgs
+from components.data.rabbitmq.cluster import RabbitMqCluster
 from components.settings.data import RabbitMqSettings
 from tests.components.test_mariadb_cluster import (
     APP_SOURCES,
@@ -26,8 +27,10 @@ def build(count: int, **kwargs: Any) -> tuple[RabbitMqCluster, list[ResourceReco
     return run_component(
         lambda: RabbitMqCluster(
             "rabbitmq",
-            RabbitMqClusterArgs(
-                settings=RabbitMqSettings(nodes=count), placement=placement_for("rabbitmq", count, **kwargs)
+            DataClusterArgs(
+                role="rabbitmq",
+                settings=RabbitMqSettings(nodes=count),
+                placement=placement_for("rabbitmq", count, **kwargs),
             ),
         )
     )

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 from pulumi.runtime.sync_await import _sync_await
 
-from components.data.redis.cluster import RedisCluster, RedisClusterArgs
+from components.data.placement import DataClusterArgs
+from components.data.redis.cluster import RedisCluster
 from components.settings.data import RedisSettings
 from tests.components.test_mariadb_cluster import (
     APP_SOURCES,
@@ -27,7 +28,9 @@ def build(count: int, **kwargs: Any) -> tuple[RedisCluster, list[ResourceRecord]
     return run_component(
         lambda: RedisCluster(
             "redis",
-            RedisClusterArgs(settings=RedisSettings(nodes=count), placement=placement_for("redis", count, **kwargs)),
+            DataClusterArgs(
+                role="redis", settings=RedisSettings(nodes=count), placement=placement_for("redis", count, **kwargs)
+            ),
         )
     )
 

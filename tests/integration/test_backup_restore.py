@@ -444,7 +444,7 @@ def test_report_backup_restore_and_verify_times(backed_up: BackedUp) -> None:
 
 def test_mysqld_exporter_grants_apply_on_mariadb(mariadb: MariaDb) -> None:
     """The exporter's user logs in by unix_socket with read-only monitoring rights; rerunning is safe."""
-    from components.operations.exporters import MYSQLD_EXPORTER_GRANTS
+    from components.data.mariadb.config import MYSQLD_EXPORTER_GRANTS
 
     mariadb.sql(MYSQLD_EXPORTER_GRANTS)
     mariadb.sql(MYSQLD_EXPORTER_GRANTS)  # cloud-init may run it again

@@ -7,7 +7,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from components.data.connections import DataConnections, MariaDbConnection, RabbitMqConnection, RedisConnection
+from components.data.connections import DataConnections
+from components.data.mariadb.cluster import MariaDbConnection
+from components.data.rabbitmq.cluster import RabbitMqConnection
+from components.data.redis.cluster import RedisConnection
 from components.kubernetes.manifests import (
     CA_KEY,
     CONNECTION_SECRET,
@@ -30,13 +33,32 @@ def sample_connections(tls: bool, nodes: int = 3) -> DataConnections:
     mq = tuple(f"10.30.1.{30 + i}" for i in range(nodes))
     sentinel = nodes >= 3
     return DataConnections(
-        mariadb=MariaDbConnection(db, db[0], 3306, "app", "app", PASSWORD, tls),
-        redis=RedisConnection(
-            redis, redis[0], 6379, 26379 if sentinel else None, "platform" if sentinel else None, PASSWORD, tls
-        ),
-        rabbitmq=RabbitMqConnection(mq, 5671 if tls else 5672, "app", "app", PASSWORD, tls),
+        services={
+            "mariadb": MariaDbConnection(
+                hosts=db, primary_host=db[0], port=3306, database="app", user="app", password=PASSWORD, tls=tls
+            ),
+            "redis": RedisConnection(
+                hosts=redis,
+                primary_host=redis[0],
+                port=6379,
+                sentinel_port=26379 if sentinel else None,
+                sentinel_master="platform" if sentinel else None,
+                password=PASSWORD,
+                tls=tls,
+            ),
+            "rabbitmq": RabbitMqConnection(
+                hosts=mq, port=5671 if tls else 5672, vhost="app", user="app", password=PASSWORD, tls=tls
+            ),
+        },
         ca_certificate=PASSWORD if tls else None,
     )
+
+
+def primary(connections: DataConnections, role: str) -> str:
+    """The node that takes writes for a service that has one (MariaDB, Redis)."""
+    connection = connections.services[role]
+    assert isinstance(connection, MariaDbConnection | RedisConnection)
+    return connection.primary_host
 
 
 def prod_like_settings(tls_mode: str = "letsencrypt-production", tier: str = "enterprise") -> KubernetesSettings:
@@ -73,7 +95,9 @@ def prod_like_settings(tls_mode: str = "letsencrypt-production", tier: str = "en
 def render(settings: KubernetesSettings, tls: bool = True) -> list[dict[str, Any]]:
     connections = sample_connections(tls)
     ctx = StackContext("platform-infra", "prod", cluster_issuer=cluster_issuer_name(settings))
-    data = connection_settings(connections, "db-pw", "redis-pw", "mq-pw", "PEM" if tls else None)
+    data = connection_settings(
+        connections, {"mariadb": "db-pw", "redis": "redis-pw", "rabbitmq": "mq-pw"}, "PEM" if tls else None
+    )
     images = {w.name: w.image for w in settings.workloads}
     return application_objects(settings, ctx, connections.destinations(), images, data)
 
@@ -205,7 +229,9 @@ def test_connection_secret_carries_urls_and_ca_and_workloads_read_it_by_referenc
 
 
 def test_passwords_with_url_metacharacters_are_percent_encoded() -> None:
-    data = connection_settings(sample_connections(False, nodes=1), "p@ss:w/rd", "r#1", "m?q", None)
+    data = connection_settings(
+        sample_connections(False, nodes=1), {"mariadb": "p@ss:w/rd", "redis": "r#1", "rabbitmq": "m?q"}, None
+    )
     assert urlsplit(data["DATABASE_URL"]).hostname == "10.30.1.10"
     assert "p%40ss%3Aw%2Frd" in data["DATABASE_URL"]
     assert data["REDIS_URL"] == "redis://:r%231@10.30.1.20:6379/0"
@@ -228,14 +254,14 @@ def test_urls_use_node_names_and_pods_pin_them_to_the_dialled_addresses() -> Non
     import dataclasses
 
     base = sample_connections(True)
-    hosts = [*base.mariadb.hosts, *base.redis.hosts, *base.rabbitmq.hosts]
+    hosts = [*base.services["mariadb"].hosts, *base.services["redis"].hosts, *base.services["rabbitmq"].hosts]
     names = {host: f"node-{i}.data" for i, host in enumerate(hosts)}
     dial = {name: f"192.168.140.{i + 10}" for i, name in enumerate(names.values())}
     connections = dataclasses.replace(base, node_names=names, dial_addresses=dial)
-    data = connection_settings(connections, "db-pw", "redis-pw", "mq-pw", "PEM")
-    assert f"@{names[base.mariadb.primary_host]}:3306/" in data["DATABASE_URL"]
-    assert f"@{names[base.redis.primary_host]}:6379/" in data["REDIS_URL"]
-    assert all(host not in data["AMQP_URLS"] for host in base.rabbitmq.hosts)
+    data = connection_settings(connections, {"mariadb": "db-pw", "redis": "redis-pw", "rabbitmq": "mq-pw"}, "PEM")
+    assert f"@{names[primary(base, 'mariadb')]}:3306/" in data["DATABASE_URL"]
+    assert f"@{names[primary(base, 'redis')]}:6379/" in data["REDIS_URL"]
+    assert all(host not in data["AMQP_URLS"] for host in base.services["rabbitmq"].hosts)
     settings = prod_like_settings(tier="standard")
     ctx = StackContext("platform-infra", "staging", cluster_issuer=cluster_issuer_name(settings))
     images = {w.name: w.image for w in settings.workloads}
@@ -249,8 +275,8 @@ def test_urls_use_node_names_and_pods_pin_them_to_the_dialled_addresses() -> Non
 
 def test_without_names_urls_use_the_addresses_and_pods_need_no_aliases() -> None:
     connections = sample_connections(False)
-    data = connection_settings(connections, "db-pw", "redis-pw", "mq-pw", None)
-    assert f"@{connections.mariadb.primary_host}:3306/" in data["DATABASE_URL"]
+    data = connection_settings(connections, {"mariadb": "db-pw", "redis": "redis-pw", "rabbitmq": "mq-pw"}, None)
+    assert f"@{primary(connections, 'mariadb')}:3306/" in data["DATABASE_URL"]
     assert connections.host_aliases() == []
     for deployment in (o for o in render(prod_like_settings(), tls=False) if o["kind"] == "Deployment"):
         assert "hostAliases" not in deployment["spec"]["template"]["spec"]

@@ -24,8 +24,11 @@ import pulumi
 import pytest
 import yaml
 
-from components.data.connections import DataConnections, MariaDbConnection, RabbitMqConnection, RedisConnection
-from components.foundation.address_plan import plan_addresses
+from components.data.connections import DataConnections
+from components.data.mariadb.cluster import MariaDbConnection
+from components.data.rabbitmq.cluster import RabbitMqConnection
+from components.data.redis.cluster import RedisConnection
+from components.data.services import stack_address_plan
 from components.foundation.reach import app_source_cidrs
 from components.settings import StackSettings
 from tools.offline import ROOT, SECRET_SIG, ResourceRecord, load_stack_settings, run_program
@@ -162,7 +165,7 @@ def settings_for(stack: str) -> StackSettings:
 
 def connections_for(settings: StackSettings) -> DataConnections:
     """The data tier's connection contract for this stack's data settings and address plan."""
-    plan = plan_addresses(settings.network)
+    plan = stack_address_plan(settings.network)
     data = settings.data
     secret = pulumi.Output.secret("fake-password")
     db = tuple(plan.addresses("mariadb", data.mariadb.nodes))
@@ -170,19 +173,34 @@ def connections_for(settings: StackSettings) -> DataConnections:
     mq = tuple(plan.addresses("rabbitmq", data.rabbitmq.nodes))
     sentinel = data.redis.nodes >= 3
     return DataConnections(
-        mariadb=MariaDbConnection(db, db[0], 3306, data.mariadb.database, data.mariadb.user, secret, data.tls),
-        redis=RedisConnection(
-            redis,
-            redis[0],
-            6379,
-            26379 if sentinel else None,
-            data.redis.sentinel_master if sentinel else None,
-            secret,
-            data.tls,
-        ),
-        rabbitmq=RabbitMqConnection(
-            mq, 5671 if data.tls else 5672, data.rabbitmq.vhost, data.rabbitmq.user, secret, data.tls
-        ),
+        services={
+            "mariadb": MariaDbConnection(
+                hosts=db,
+                primary_host=db[0],
+                port=3306,
+                database=data.mariadb.database,
+                user=data.mariadb.user,
+                password=secret,
+                tls=data.tls,
+            ),
+            "redis": RedisConnection(
+                hosts=redis,
+                primary_host=redis[0],
+                port=6379,
+                sentinel_port=26379 if sentinel else None,
+                sentinel_master=data.redis.sentinel_master if sentinel else None,
+                password=secret,
+                tls=data.tls,
+            ),
+            "rabbitmq": RabbitMqConnection(
+                hosts=mq,
+                port=5671 if data.tls else 5672,
+                vhost=data.rabbitmq.vhost,
+                user=data.rabbitmq.user,
+                password=secret,
+                tls=data.tls,
+            ),
+        },
         ca_certificate=pulumi.Output.secret("-----BEGIN CERTIFICATE-----\nfake\n-----END CERTIFICATE-----\n")
         if data.tls
         else None,
@@ -290,7 +308,7 @@ def test_checkov_reports_no_failed_check_on_the_workloads(stack: str, tmp_path: 
 @pytest.mark.parametrize("stack", STACKS)
 def test_data_egress_policy_mirrors_the_sources_the_data_firewalls_admit(stack: str) -> None:
     settings = settings_for(stack)
-    plan = plan_addresses(settings.network)
+    plan = stack_address_plan(settings.network)
     (policy,) = [o for o in manifests(stack) if o["metadata"]["name"] == "allow-data-tier-egress"]
     destinations = connections_for(settings).destinations()
     (source,) = app_source_cidrs(settings.kubernetes, plan)

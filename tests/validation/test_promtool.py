@@ -30,8 +30,8 @@ BACKUPS = BackupSettings(
     stale_after_hours=26,
     verify_stale_after_days=8,
 )
-PROD = AlertTopology(mariadb_nodes=3, redis_nodes=3, rabbitmq_nodes=3)
-STAGING = AlertTopology(mariadb_nodes=2, redis_nodes=2, rabbitmq_nodes=2)
+PROD = AlertTopology({"mariadb": 3, "redis": 3, "rabbitmq": 3})
+STAGING = AlertTopology({"mariadb": 2, "redis": 2, "rabbitmq": 2})
 
 
 @dataclass(frozen=True)
@@ -206,8 +206,7 @@ CASES = [
         "15s",
         "3m",
         fire={
-            f'redis_instance_info{{instance="10.0.3.{n}:9121",job="redis",role="slave"}}': "1x15"
-            for n in (10, 11, 12)
+            f'redis_instance_info{{instance="10.0.3.{n}:9121",job="redis",role="slave"}}': "1x15" for n in (10, 11, 12)
         },
         silent={
             'redis_instance_info{instance="10.0.3.10:9121",job="redis",role="master"}': "1x15",
@@ -339,7 +338,11 @@ def test_promtool_is_installed() -> None:
     assert Path(PROMTOOL).exists(), "Debian's prometheus package ships promtool; CI must install it"
 
 
-@pytest.mark.parametrize("topology", [PROD, STAGING, AlertTopology(1, 1, 1)], ids=["prod", "staging", "dev"])
+@pytest.mark.parametrize(
+    "topology",
+    [PROD, STAGING, AlertTopology({"mariadb": 1, "redis": 1, "rabbitmq": 1})],
+    ids=["prod", "staging", "dev"],
+)
 def test_generated_rules_pass_promtool_check(topology: AlertTopology, tmp_path: Path) -> None:
     (tmp_path / "rules.yml").write_text(render_rules_yaml(_rules(topology)))
     result = _promtool("check", "rules", "rules.yml", cwd=tmp_path)
@@ -365,9 +368,7 @@ def test_alert_fires_on_bad_series_and_stays_silent_on_healthy_one(case: Case, t
                 "name": f"{case.alert} fires",
                 "interval": case.interval,
                 "input_series": _series(case.fire),
-                "alert_rule_test": [
-                    {"eval_time": case.eval_time, "alertname": case.alert, "exp_alerts": expected}
-                ],
+                "alert_rule_test": [{"eval_time": case.eval_time, "alertname": case.alert, "exp_alerts": expected}],
             },
             {
                 "name": f"{case.alert} stays silent",

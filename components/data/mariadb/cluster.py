@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import pulumi
+import pulumi_random as random
 
-from components.data.connections import MariaDbConnection
+from components.data.cloud_init import TlsMaterial
+from components.data.connections import ServiceConnection
 from components.data.mariadb.config import (
     GALERA_PORT,
     IST_PORT,
@@ -20,111 +24,103 @@ from components.data.mariadb.config import (
     mariadb_cloud_config,
     topology_for,
 )
-from components.data.placement import (
-    DataVmPlacement,
-    dial_addresses,
-    firewall_and_vms,
-    memory_share,
-    password,
-    tls_materials,
-)
-from components.foundation.firewall import InboundRule, RoleFirewall
-from components.foundation.role_addon import node_user_data
-from components.foundation.vm_group import VmGroup
+from components.data.placement import DataCluster, memory_share, password
+from components.foundation.firewall import InboundRule
 from components.settings.data import MariaDbSettings
-
-ROLE = "mariadb"
 
 
 @dataclass(frozen=True)
-class MariaDbClusterArgs:
+class MariaDbConnection(ServiceConnection):
+    primary_host: str  # writes go here (node 0; for Galera any node, node 0 by convention)
+    port: int  # 3306
+    database: str
+    user: str
+
+    def client_ports(self) -> tuple[int, ...]:
+        return (self.port,)
+
+    def environment(self, password: str, name_of: Callable[[str], str], ca_file: str) -> dict[str, str]:
+        params = f"?ssl-mode=VERIFY_IDENTITY&ssl-ca={ca_file}" if self.tls else ""
+        return {
+            "DATABASE_URL": (
+                f"mysql://{quote(self.user, safe='')}:{quote(password, safe='')}"
+                f"@{name_of(self.primary_host)}:{self.port}/{quote(self.database, safe='')}{params}"
+            )
+        }
+
+    def exports(self) -> dict[str, Any]:
+        return {
+            "hosts": list(self.hosts),
+            "primary_host": self.primary_host,
+            "port": self.port,
+            "database": self.database,
+            "user": self.user,
+            "password": self.password,
+            "tls": self.tls,
+        }
+
+
+class MariaDbCluster(DataCluster):
+    type_token = "platform:data:MariaDbCluster"
+    title = "MariaDB"
     settings: MariaDbSettings
-    placement: DataVmPlacement
-
-
-class MariaDbCluster(pulumi.ComponentResource):
-    topology: MariaDbTopology
     connection: MariaDbConnection
-    vms: VmGroup
-    firewall: RoleFirewall
+    topology: MariaDbTopology
 
-    def __init__(self, name: str, args: MariaDbClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("platform:data:MariaDbCluster", name, None, opts)
-        settings, placement = args.settings, args.placement
-        nodes = settings.nodes
-        self.topology = topology_for(nodes)
-        placement.require_nodes(nodes, "MariaDB")
+    def prepare(self, name: str) -> None:
+        self.topology = topology_for(self.settings.nodes)
 
+    def credentials(self, name: str) -> dict[str, random.RandomPassword]:
         self.root_password = password(f"{name}-root-password", self)
         self.app_password = password(f"{name}-app-password", self)
         self.replication_password = password(f"{name}-replication-password", self)
-        materials = tls_materials(name, placement, self)
-        buffer_pool = memory_share(settings.plan, 0.5)
+        return {"root": self.root_password, "app": self.app_password, "replication": self.replication_password}
 
-        user_data = []
-        for index in range(nodes):
-
-            def role_doc(values: list[Any], index: int = index) -> dict[str, Any]:
-                root, app, replication, material = values
-                node = MariaDbNodeArgs(
-                    nodes=nodes,
-                    index=index,
-                    addresses=placement.addresses,
-                    credentials=MariaDbCredentials(
-                        root_password=root, app_password=app, replication_password=replication
-                    ),
-                    tls=MARIADB_TLS_FILES if material else None,
-                    cluster_name=placement.label_prefix,
-                    buffer_pool_size=buffer_pool,
-                )
-                return mariadb_cloud_config(
-                    node,
-                    database=settings.database,
-                    app_user=settings.user,
-                    tls=material,
-                    private_network=placement.private_network,
-                )
-
-            doc = pulumi.Output.all(
-                self.root_password.result,
-                self.app_password.result,
-                self.replication_password.result,
-                materials[index],
-            ).apply(role_doc)
-            user_data.append(
-                node_user_data(placement.base_cloud_config, placement.hostname(index), doc, placement.addon, index)
-            )
-
-        self.firewall, self.vms = firewall_and_vms(
-            name, ROLE, placement, settings.plan, self.firewall_rules(placement), user_data, self
+    def node_document(self, index: int, secrets: dict[str, str], tls: TlsMaterial | None) -> dict[str, Any]:
+        settings, placement = self.settings, self.placement
+        node = MariaDbNodeArgs(
+            nodes=settings.nodes,
+            index=index,
+            addresses=placement.addresses,
+            credentials=MariaDbCredentials(
+                root_password=secrets["root"], app_password=secrets["app"], replication_password=secrets["replication"]
+            ),
+            tls=MARIADB_TLS_FILES if tls else None,
+            cluster_name=placement.label_prefix,
+            buffer_pool_size=memory_share(settings.plan, 0.5),
         )
-        self.node_names = placement.node_names()
-        self.dial_addresses = dial_addresses(placement, self.vms)
-        self.connection = MariaDbConnection(
-            hosts=tuple(placement.addresses),
-            primary_host=placement.addresses[0],
-            port=MARIADB_PORT,
-            database=settings.database,
-            user=settings.user,
-            password=pulumi.Output.secret(self.app_password.result),
-            tls=placement.ca is not None,
-        )
-        self.register_outputs(
-            {
-                "topology": self.topology.value,
-                "hosts": list(self.connection.hosts),
-                "primary_host": self.connection.primary_host,
-                "port": self.connection.port,
-                "app_password": self.connection.password,
-                "root_password": pulumi.Output.secret(self.root_password.result),
-            }
+        return mariadb_cloud_config(
+            node, database=settings.database, app_user=settings.user, tls=tls, private_network=placement.private_network
         )
 
-    def firewall_rules(self, placement: DataVmPlacement) -> list[InboundRule]:
-        peers = placement.peer_sources()
-        rules = [InboundRule("mariadb-from-app", "TCP", str(MARIADB_PORT), tuple(placement.app_sources))]
+    def firewall_rules(self) -> list[InboundRule]:
+        peers = self.placement.peer_sources()
+        rules = [InboundRule("mariadb-from-app", "TCP", str(MARIADB_PORT), tuple(self.placement.app_sources))]
         if self.topology is MariaDbTopology.PRIMARY_REPLICA:
             rules.append(InboundRule("replication-from-peers", "TCP", str(MARIADB_PORT), peers))
         elif self.topology is MariaDbTopology.GALERA:
             rules.append(InboundRule("galera-from-peers", "TCP", f"{GALERA_PORT},{IST_PORT},{SST_PORT}", peers))
         return rules
+
+    def make_connection(self) -> MariaDbConnection:
+        addresses = self.placement.addresses
+        return MariaDbConnection(
+            hosts=tuple(addresses),
+            primary_host=addresses[0],
+            port=MARIADB_PORT,
+            database=self.settings.database,
+            user=self.settings.user,
+            password=pulumi.Output.secret(self.app_password.result),
+            tls=self.tls,
+        )
+
+    def outputs(self) -> dict[str, Any]:
+        connection = self.connection
+        return {
+            "topology": self.topology.value,
+            "hosts": list(connection.hosts),
+            "primary_host": connection.primary_host,
+            "port": connection.port,
+            "app_password": connection.password,
+            "root_password": pulumi.Output.secret(self.root_password.result),
+        }

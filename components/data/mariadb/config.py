@@ -27,6 +27,8 @@ from components.data.cloud_init import (
     wait_for_tcp,
 )
 from components.data.connections import TlsFiles
+from components.data.plugin import BACKUP_METRIC_PREFIX, BackupJob, alert, exporter_defaults_file
+from components.settings.operations import AlertThresholds, BackupSettings
 
 MARIADB_PORT = 3306
 GALERA_PORT = 4567
@@ -382,3 +384,164 @@ def mariadb_cloud_config(
     if tls is not None and args.tls is not None:
         files += tls_files(args.tls, tls, "mysql:mysql")
     return {"packages": packages, "write_files": files, "runcmd": [[f"{SETUP_DIR}/mariadb-setup.sh"]]}
+
+
+# --- exporter, alerts and backups (registry entry in components/data/services.py) -----------
+
+EXPORTER_PORT = 9104
+SCRAPE_JOB = "mysqld"
+
+# The exporter logs in through MariaDB's unix_socket plugin as the OS user it runs as, so no
+# password exists to leak; the grant is the minimum its collectors read.
+MYSQLD_EXPORTER_GRANTS = (
+    "SET SESSION sql_log_bin=0; "
+    "CREATE USER IF NOT EXISTS 'prometheus'@'localhost' IDENTIFIED VIA unix_socket "
+    "WITH MAX_USER_CONNECTIONS 3; "
+    "GRANT PROCESS, REPLICATION CLIENT, SLAVE MONITOR, SELECT ON *.* TO 'prometheus'@'localhost';"
+)
+
+
+def exporter_cloud_config(address: str) -> dict[str, Any]:
+    args = [
+        f"--web.listen-address={address}:{EXPORTER_PORT}",
+        "--collect.info_schema.processlist",
+        "--collect.slave_status",
+        "--collect.global_status",
+    ]
+    grant_loop = (
+        "for attempt in $(seq 60); do "
+        f"mariadb -e {shlex.quote(MYSQLD_EXPORTER_GRANTS)} && exit 0; sleep 5; done; exit 1"
+    )
+    return {
+        "packages": ["prometheus-mysqld-exporter"],
+        "write_files": [
+            exporter_defaults_file(
+                "/etc/default/prometheus-mysqld-exporter",
+                args,
+                extra=['DATA_SOURCE_NAME="prometheus@unix(/run/mysqld/mysqld.sock)/"'],
+            )
+        ],
+        "runcmd": [
+            ["sh", "-c", grant_loop],
+            ["systemctl", "restart", "prometheus-mysqld-exporter"],
+        ],
+    }
+
+
+
+def alert_rules(t: AlertThresholds, nodes: int) -> list[dict[str, Any]]:
+    rules = [
+        alert(
+            "MariaDbDown",
+            "mysql_up == 0",
+            t.service_down_for,
+            "critical",
+            "MariaDB on {{ $labels.instance }} does not answer",
+            "mysqld_exporter cannot connect to the server.",
+        )
+    ]
+    if nodes >= 3:
+        rules.append(
+            alert(
+                "GaleraClusterTooSmall",
+                f"mysql_global_status_wsrep_cluster_size < {nodes}",
+                "1m",
+                "critical",
+                f"Galera cluster has fewer than {nodes} members",
+                "{{ $labels.instance }} sees {{ $value }} members in its cluster.",
+            )
+        )
+        rules.append(
+            alert(
+                "GaleraNodeNotReady",
+                "mysql_global_status_wsrep_ready == 0",
+                "1m",
+                "critical",
+                "Galera node {{ $labels.instance }} does not accept queries",
+                "wsrep_ready is OFF: the node is not part of the primary component.",
+            )
+        )
+    elif nodes == 2:
+        rules.append(
+            alert(
+                "MariaDbReplicationBroken",
+                "mysql_slave_status_slave_io_running == 0 or mysql_slave_status_slave_sql_running == 0",
+                "1m",
+                "critical",
+                "MariaDB replication stopped on {{ $labels.instance }}",
+                "The replica's IO or SQL thread is not running.",
+            )
+        )
+        rules.append(
+            alert(
+                "MariaDbReplicationLag",
+                "mysql_slave_status_seconds_behind_master > 300",
+                "5m",
+                "warning",
+                "MariaDB replica {{ $labels.instance }} lags more than 5 minutes",
+                "Seconds behind the primary: {{ $value }}.",
+            )
+        )
+    return rules
+
+
+
+def backup_jobs(settings: BackupSettings) -> list[BackupJob]:
+    jobs = [BackupJob("mariadb-full", "mariabackup", on_calendar=settings.full_schedule)]
+    if settings.incremental_schedule:
+        jobs.append(
+            BackupJob("mariadb-incremental", "mariabackup", on_calendar=settings.incremental_schedule)
+        )
+    jobs.append(
+        BackupJob(
+            "binlog-ship", "binlog", every_seconds=settings.binlog_ship_interval_seconds, timeout="30min"
+        )
+    )
+    jobs.append(BackupJob("verify", "mariabackup", on_calendar=settings.verify_schedule, timeout="12h"))
+    return jobs
+
+
+def backup_alert_rules(backups: BackupSettings) -> list[dict[str, Any]]:
+    """Point-in-time recovery rests on the full backups, the shipped binary logs and the restore test."""
+    success = f"{BACKUP_METRIC_PREFIX}_last_success_timestamp_seconds"
+    stale_seconds = backups.stale_after_hours * 3600
+    binlog_stale_seconds = 3 * backups.binlog_ship_interval_seconds
+    verify_stale_seconds = backups.verify_stale_after_days * 86400
+    rules = [
+        alert(
+            "BackupMissing",
+            f'absent({success}{{kind="full"}})',
+            f"{backups.stale_after_hours}h",
+            "critical",
+            "No full MariaDB backup has ever reported success",
+            "The backup timer is not running or cannot write its metric.",
+        ),
+        alert(
+            "BinlogShippingStale",
+            f'time() - {success}{{kind="binlog"}} > {binlog_stale_seconds}',
+            None,
+            "critical",
+            "Binary logs not shipped for {{ $value | humanizeDuration }}",
+            "Point-in-time recovery would lose more than the RPO.",
+        ),
+        alert(
+            "BackupVerificationStale",
+            f'time() - {success}{{kind="verify"}} > {verify_stale_seconds}',
+            None,
+            "warning",
+            "Backups not verified for " + f"{backups.verify_stale_after_days} days",
+            "The weekly restore test has not succeeded recently.",
+        ),
+    ]
+    if backups.incremental_schedule is not None:
+        rules.append(
+            alert(
+                "IncrementalBackupStale",
+                f'time() - {success}{{kind="incremental"}} > {stale_seconds}',
+                None,
+                "warning",
+                "No incremental MariaDB backup for " + f"{backups.stale_after_hours}h",
+                "The incremental timer has not succeeded recently.",
+            )
+        )
+    return rules

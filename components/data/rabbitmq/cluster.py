@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import pulumi
+import pulumi_random as random
 
-from components.data.connections import RabbitMqConnection
-from components.data.placement import DataVmPlacement, dial_addresses, firewall_and_vms, password, tls_materials
+from components.data.cloud_init import TlsMaterial
+from components.data.connections import ServiceConnection
+from components.data.placement import DataCluster, password
 from components.data.rabbitmq.config import (
     AMQP_PORT,
     AMQPS_PORT,
@@ -21,96 +25,107 @@ from components.data.rabbitmq.config import (
     node_names_for,
     rabbitmq_cloud_config,
 )
-from components.foundation.firewall import InboundRule, RoleFirewall
-from components.foundation.role_addon import node_user_data
-from components.foundation.vm_group import VmGroup
+from components.foundation.firewall import InboundRule
 from components.settings.data import RabbitMqSettings
 
-ROLE = "rabbitmq"
 # rabbitmqctl and friends connect from the ports just above the distribution port.
 CLI_PORTS = f"{DIST_PORT + 10000}-{DIST_PORT + 10010}"
 
 
 @dataclass(frozen=True)
-class RabbitMqClusterArgs:
+class RabbitMqConnection(ServiceConnection):
+    port: int  # 5672, or 5671 with TLS
+    vhost: str
+    user: str
+
+    def client_ports(self) -> tuple[int, ...]:
+        return (self.port,)
+
+    def environment(self, password: str, name_of: Callable[[str], str], ca_file: str) -> dict[str, str]:
+        scheme = "amqps" if self.tls else "amqp"
+        credentials = f"{quote(self.user, safe='')}:{quote(password, safe='')}"
+        vhost = quote(self.vhost, safe="")
+        urls = [f"{scheme}://{credentials}@{name_of(host)}:{self.port}/{vhost}" for host in self.hosts]
+        return {"AMQP_URL": urls[0], "AMQP_URLS": ",".join(urls)}
+
+    def exports(self) -> dict[str, Any]:
+        return {
+            "hosts": list(self.hosts),
+            "port": self.port,
+            "vhost": self.vhost,
+            "user": self.user,
+            "password": self.password,
+            "tls": self.tls,
+        }
+
+
+class RabbitMqCluster(DataCluster):
+    type_token = "platform:data:RabbitMqCluster"
+    title = "RabbitMQ"
     settings: RabbitMqSettings
-    placement: DataVmPlacement
-
-
-class RabbitMqCluster(pulumi.ComponentResource):
     connection: RabbitMqConnection
-    node_names: list[str]
-    vms: VmGroup
-    firewall: RoleFirewall
+    node_names: list[str]  # Erlang node names, rabbit@<hostname>
 
-    def __init__(self, name: str, args: RabbitMqClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("platform:data:RabbitMqCluster", name, None, opts)
-        settings, placement = args.settings, args.placement
-        nodes = settings.nodes
-        placement.require_nodes(nodes, "RabbitMQ")
+    def prepare(self, name: str) -> None:
         # Node names from the address plan: rabbit@<label>, resolved through /etc/hosts.
-        self.node_names = node_names_for(list(placement.node_names().values()))
-        tls = placement.ca is not None
+        self.node_names = node_names_for(list(self.placement.node_names().values()))
 
+    @property
+    def port(self) -> int:
+        return AMQPS_PORT if self.tls else AMQP_PORT
+
+    def credentials(self, name: str) -> dict[str, random.RandomPassword]:
         self.admin_password = password(f"{name}-admin-password", self)
         self.app_password = password(f"{name}-app-password", self)
         self.erlang_cookie = password(f"{name}-erlang-cookie", self, length=48)
-        materials = tls_materials(name, placement, self)
+        return {"admin": self.admin_password, "app": self.app_password, "cookie": self.erlang_cookie}
 
-        user_data = []
-        for index in range(nodes):
+    def node_document(self, index: int, secrets: dict[str, str], tls: TlsMaterial | None) -> dict[str, Any]:
+        settings, placement = self.settings, self.placement
+        node = RabbitMqNodeArgs(
+            index=index,
+            addresses=placement.addresses,
+            node_names=self.node_names,
+            credentials=RabbitMqCredentials(
+                admin_password=secrets["admin"], app_password=secrets["app"], erlang_cookie=secrets["cookie"]
+            ),
+            vhost=settings.vhost,
+            app_user=settings.user,
+            tls=RABBITMQ_TLS_FILES if tls else None,
+            metrics_interface="0.0.0.0" if placement.private_network else None,
+        )
+        return rabbitmq_cloud_config(node, tls=tls, private_network=placement.private_network)
 
-            def role_doc(values: list[Any], index: int = index) -> dict[str, Any]:
-                admin, app, cookie, material = values
-                node = RabbitMqNodeArgs(
-                    index=index,
-                    addresses=placement.addresses,
-                    node_names=self.node_names,
-                    credentials=RabbitMqCredentials(admin_password=admin, app_password=app, erlang_cookie=cookie),
-                    vhost=settings.vhost,
-                    app_user=settings.user,
-                    tls=RABBITMQ_TLS_FILES if material else None,
-                    metrics_interface="0.0.0.0" if placement.private_network else None,
-                )
-                return rabbitmq_cloud_config(node, tls=material, private_network=placement.private_network)
-
-            doc = pulumi.Output.all(
-                self.admin_password.result, self.app_password.result, self.erlang_cookie.result, materials[index]
-            ).apply(role_doc)
-            user_data.append(
-                node_user_data(placement.base_cloud_config, placement.hostname(index), doc, placement.addon, index)
-            )
-
-        port = AMQPS_PORT if tls else AMQP_PORT
+    def firewall_rules(self) -> list[InboundRule]:
+        placement = self.placement
         rules = [
-            InboundRule("amqp-from-app", "TCP", str(port), tuple(placement.app_sources)),
+            InboundRule("amqp-from-app", "TCP", str(self.port), tuple(placement.app_sources)),
             # Operators reach the management UI through an SSH tunnel via the bastion.
             InboundRule("management-from-bastion", "TCP", str(MANAGEMENT_PORT), (f"{placement.bastion_address}/32",)),
         ]
-        if nodes > 1:
+        if self.settings.nodes > 1:
             rules.append(
                 InboundRule(
                     "cluster-from-peers", "TCP", f"{EPMD_PORT},{DIST_PORT},{CLI_PORTS}", placement.peer_sources()
                 )
             )
-        self.firewall, self.vms = firewall_and_vms(name, ROLE, placement, settings.plan, rules, user_data, self)
+        return rules
 
-        self.hostnames = placement.node_names()  # node_names are the Erlang names here
-        self.dial_addresses = dial_addresses(placement, self.vms)
-        self.connection = RabbitMqConnection(
-            hosts=tuple(placement.addresses),
-            port=port,
-            vhost=settings.vhost,
-            user=settings.user,
+    def make_connection(self) -> RabbitMqConnection:
+        return RabbitMqConnection(
+            hosts=tuple(self.placement.addresses),
+            port=self.port,
+            vhost=self.settings.vhost,
+            user=self.settings.user,
             password=pulumi.Output.secret(self.app_password.result),
-            tls=tls,
+            tls=self.tls,
         )
-        self.register_outputs(
-            {
-                "hosts": list(self.connection.hosts),
-                "port": port,
-                "node_names": self.node_names,
-                "password": self.connection.password,
-                "admin_password": pulumi.Output.secret(self.admin_password.result),
-            }
-        )
+
+    def outputs(self) -> dict[str, Any]:
+        return {
+            "hosts": list(self.connection.hosts),
+            "port": self.port,
+            "node_names": self.node_names,
+            "password": self.connection.password,
+            "admin_password": pulumi.Output.secret(self.admin_password.result),
+        }

@@ -28,6 +28,8 @@ from components.data.cloud_init import (
     wait_for_tcp,
 )
 from components.data.connections import TlsFiles
+from components.data.plugin import BackupJob, alert
+from components.settings.operations import AlertThresholds, BackupSettings
 
 AMQP_PORT = 5672
 AMQPS_PORT = 5671
@@ -359,3 +361,44 @@ def rabbitmq_cloud_config(
     )
     # Node names resolve through the lines appended to /etc/hosts: cloud-init must not rewrite it.
     return {"manage_etc_hosts": False, "packages": ["rabbitmq-server"], "write_files": files, "runcmd": runcmd}
+
+
+# --- exporter, alerts and backups (registry entry in components/data/services.py) -----------
+
+SCRAPE_JOB = "rabbitmq"
+
+def exporter_cloud_config(address: str) -> dict[str, Any]:
+    # The built-in rabbitmq_prometheus plugin; it listens where rabbitmq.conf says (PROMETHEUS_PORT).
+    enable_loop = (
+        "for attempt in $(seq 60); do rabbitmq-plugins enable rabbitmq_prometheus && exit 0; "
+        "sleep 5; done; exit 1"
+    )
+    return {"runcmd": [["sh", "-c", enable_loop]]}
+
+
+
+def alert_rules(t: AlertThresholds, nodes: int) -> list[dict[str, Any]]:
+    job = SCRAPE_JOB
+    return [
+        alert(
+            "RabbitMqNodeDown",
+            f'(count(up{{job="{job}"}} == 1) or vector(0)) < {nodes}',
+            t.service_down_for,
+            "critical",
+            f"Fewer than {nodes} RabbitMQ nodes are up",
+            "{{ $value }} RabbitMQ nodes answer their metrics endpoint.",
+        ),
+        alert(
+            "RabbitMqQueueBacklog",
+            f"sum by (instance) (rabbitmq_queue_messages_ready) > {t.queue_backlog_messages}",
+            t.queue_backlog_for,
+            "warning",
+            "RabbitMQ backlog on {{ $labels.instance }}",
+            "{{ $value }} messages wait for consumers: workers are down or too slow.",
+        ),
+    ]
+
+
+
+def backup_jobs(settings: BackupSettings) -> list[BackupJob]:
+    return [BackupJob("rabbitmq-definitions", "rabbitmq", on_calendar=settings.rabbitmq_schedule, timeout="30min")]

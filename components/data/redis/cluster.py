@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import pulumi
+import pulumi_random as random
 
-from components.data.connections import RedisConnection
-from components.data.placement import (
-    DataVmPlacement,
-    dial_addresses,
-    firewall_and_vms,
-    memory_share,
-    password,
-    tls_materials,
-)
+from components.data.cloud_init import TlsMaterial
+from components.data.connections import ServiceConnection
+from components.data.placement import DataCluster, memory_share, password
 from components.data.redis.config import (
     REDIS_PORT,
     REDIS_TLS_FILES,
@@ -25,86 +22,104 @@ from components.data.redis.config import (
     redis_cloud_config,
     topology_for,
 )
-from components.foundation.firewall import InboundRule, RoleFirewall
-from components.foundation.role_addon import node_user_data
-from components.foundation.vm_group import VmGroup
+from components.foundation.firewall import InboundRule
 from components.settings.data import RedisSettings
-
-ROLE = "redis"
 
 
 @dataclass(frozen=True)
-class RedisClusterArgs:
+class RedisConnection(ServiceConnection):
+    primary_host: str
+    port: int  # 6379
+    sentinel_port: int | None  # 26379 when Sentinel runs (3+ nodes), else None
+    sentinel_master: str | None  # master name for Sentinel clients
+
+    def client_ports(self) -> tuple[int, ...]:
+        return (self.port,) if self.sentinel_port is None else (self.port, self.sentinel_port)
+
+    def environment(self, password: str, name_of: Callable[[str], str], ca_file: str) -> dict[str, str]:
+        scheme = "rediss" if self.tls else "redis"
+        settings = {
+            "REDIS_URL": f"{scheme}://:{quote(password, safe='')}@{name_of(self.primary_host)}:{self.port}/0"
+        }
+        if self.sentinel_port is not None and self.sentinel_master is not None:
+            # After a failover the primary moves: Sentinel-aware clients must ask the Sentinels.
+            settings["REDIS_SENTINELS"] = ",".join(f"{name_of(host)}:{self.sentinel_port}" for host in self.hosts)
+            settings["REDIS_SENTINEL_MASTER"] = self.sentinel_master
+        return settings
+
+    def exports(self) -> dict[str, Any]:
+        return {
+            "hosts": list(self.hosts),
+            "primary_host": self.primary_host,
+            "port": self.port,
+            "sentinel_port": self.sentinel_port,
+            "sentinel_master": self.sentinel_master,
+            "password": self.password,
+            "tls": self.tls,
+        }
+
+
+class RedisCluster(DataCluster):
+    type_token = "platform:data:RedisCluster"
+    title = "Redis"
     settings: RedisSettings
-    placement: DataVmPlacement
-
-
-class RedisCluster(pulumi.ComponentResource):
-    topology: RedisTopology
     connection: RedisConnection
-    vms: VmGroup
-    firewall: RoleFirewall
+    topology: RedisTopology
 
-    def __init__(self, name: str, args: RedisClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("platform:data:RedisCluster", name, None, opts)
-        settings, placement = args.settings, args.placement
-        nodes = settings.nodes
-        self.topology = topology_for(nodes)
-        placement.require_nodes(nodes, "Redis")
-        sentinel = self.topology is RedisTopology.SENTINEL
+    def prepare(self, name: str) -> None:
+        self.topology = topology_for(self.settings.nodes)
 
+    @property
+    def sentinel(self) -> bool:
+        return self.topology is RedisTopology.SENTINEL
+
+    def credentials(self, name: str) -> dict[str, random.RandomPassword]:
         self.auth_password = password(f"{name}-auth-password", self)
-        materials = tls_materials(name, placement, self)
-        maxmemory = memory_share(settings.plan, 0.6, unit="mb")
+        return {"auth": self.auth_password}
 
-        user_data = []
-        for index in range(nodes):
+    def node_document(self, index: int, secrets: dict[str, str], tls: TlsMaterial | None) -> dict[str, Any]:
+        settings, placement = self.settings, self.placement
+        node = RedisNodeArgs(
+            nodes=settings.nodes,
+            index=index,
+            addresses=placement.addresses,
+            password=secrets["auth"],
+            tls=REDIS_TLS_FILES if tls else None,
+            sentinel_master=settings.sentinel_master,
+            maxmemory=memory_share(settings.plan, 0.6, unit="mb"),
+            maxmemory_policy=settings.maxmemory_policy,
+        )
+        return redis_cloud_config(node, tls=tls, private_network=placement.private_network)
 
-            def role_doc(values: list[Any], index: int = index) -> dict[str, Any]:
-                auth, material = values
-                node = RedisNodeArgs(
-                    nodes=nodes,
-                    index=index,
-                    addresses=placement.addresses,
-                    password=auth,
-                    tls=REDIS_TLS_FILES if material else None,
-                    sentinel_master=settings.sentinel_master,
-                    maxmemory=maxmemory,
-                    maxmemory_policy=settings.maxmemory_policy,
-                )
-                return redis_cloud_config(node, tls=material, private_network=placement.private_network)
+    def firewall_rules(self) -> list[InboundRule]:
+        app_sources = tuple(self.placement.app_sources)
+        rules = [InboundRule("redis-from-app", "TCP", str(REDIS_PORT), app_sources)]
+        if self.settings.nodes > 1:
+            ports = f"{REDIS_PORT},{SENTINEL_PORT}" if self.sentinel else str(REDIS_PORT)
+            rules.append(InboundRule("redis-from-peers", "TCP", ports, self.placement.peer_sources()))
+        if self.sentinel:
+            rules.append(InboundRule("sentinel-from-app", "TCP", str(SENTINEL_PORT), app_sources))
+        return rules
 
-            doc = pulumi.Output.all(self.auth_password.result, materials[index]).apply(role_doc)
-            user_data.append(
-                node_user_data(placement.base_cloud_config, placement.hostname(index), doc, placement.addon, index)
-            )
-
-        rules = [InboundRule("redis-from-app", "TCP", str(REDIS_PORT), tuple(placement.app_sources))]
-        if nodes > 1:
-            ports = f"{REDIS_PORT},{SENTINEL_PORT}" if sentinel else str(REDIS_PORT)
-            rules.append(InboundRule("redis-from-peers", "TCP", ports, placement.peer_sources()))
-        if sentinel:
-            rules.append(InboundRule("sentinel-from-app", "TCP", str(SENTINEL_PORT), tuple(placement.app_sources)))
-        self.firewall, self.vms = firewall_and_vms(name, ROLE, placement, settings.plan, rules, user_data, self)
-
-        self.node_names = placement.node_names()
-        self.dial_addresses = dial_addresses(placement, self.vms)
-        self.connection = RedisConnection(
-            hosts=tuple(placement.addresses),
-            primary_host=placement.addresses[0],
+    def make_connection(self) -> RedisConnection:
+        addresses = self.placement.addresses
+        return RedisConnection(
+            hosts=tuple(addresses),
+            primary_host=addresses[0],
             port=REDIS_PORT,
-            sentinel_port=SENTINEL_PORT if sentinel else None,
-            sentinel_master=settings.sentinel_master if sentinel else None,
+            sentinel_port=SENTINEL_PORT if self.sentinel else None,
+            sentinel_master=self.settings.sentinel_master if self.sentinel else None,
             password=pulumi.Output.secret(self.auth_password.result),
-            tls=placement.ca is not None,
+            tls=self.tls,
         )
-        self.register_outputs(
-            {
-                "topology": self.topology.value,
-                "hosts": list(self.connection.hosts),
-                "primary_host": self.connection.primary_host,
-                "port": self.connection.port,
-                "sentinel_port": self.connection.sentinel_port,
-                "password": self.connection.password,
-            }
-        )
+
+    def outputs(self) -> dict[str, Any]:
+        connection = self.connection
+        return {
+            "topology": self.topology.value,
+            "hosts": list(connection.hosts),
+            "primary_host": connection.primary_host,
+            "port": connection.port,
+            "sentinel_port": connection.sentinel_port,
+            "password": connection.password,
+        }

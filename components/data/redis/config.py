@@ -22,6 +22,8 @@ from components.data.cloud_init import (
     tls_files,
 )
 from components.data.connections import TlsFiles
+from components.data.plugin import BackupJob, alert, exporter_defaults_file
+from components.settings.operations import AlertThresholds, BackupSettings
 
 REDIS_PORT = 6379
 SENTINEL_PORT = 26379
@@ -216,3 +218,89 @@ def redis_cloud_config(
     files.append(cloud_file(f"{SETUP_DIR}/redis-setup.sh", render_redis_setup_script(args, private_network), "0700"))
     runcmd = [[f"{SETUP_DIR}/redis-setup.sh"]]
     return {"packages": packages, "write_files": files, "runcmd": runcmd}
+
+
+# --- exporter, alerts and backups (registry entry in components/data/services.py) -----------
+
+EXPORTER_PORT = 9121
+SCRAPE_JOB = "redis"
+
+# The exporter reads Redis's password from the server's own config at each start, so the secret
+# is written once (by the data tier) and never copied into another config file.
+REDIS_PASSWORD_HELPER = "/usr/local/lib/platform/redis-exporter-env"
+REDIS_PASSWORD_SCRIPT = """#!/bin/sh
+# Managed by platform-infra (cloud-init): Redis's password for prometheus-redis-exporter.
+set -eu
+conf="${REDIS_CONF:-/etc/redis/redis.conf}"
+out="${EXPORTER_ENV:-/run/prometheus-redis-exporter.env}"
+umask 077
+password=$(awk '$1 == "requirepass" {print $2}' "$conf" | tr -d '"')
+printf 'REDIS_PASSWORD="%s"\\n' "$password" > "$out"
+if id prometheus >/dev/null 2>&1; then chown prometheus "$out"; fi
+"""
+REDIS_EXPORTER_DROPIN = f"""# Managed by platform-infra (cloud-init).
+[Service]
+ExecStartPre=+{REDIS_PASSWORD_HELPER}
+EnvironmentFile=-/run/prometheus-redis-exporter.env
+"""
+
+
+def exporter_cloud_config(address: str) -> dict[str, Any]:
+    args = [
+        f"-web.listen-address={address}:{EXPORTER_PORT}",
+        "-redis.addr=redis://127.0.0.1:6379",
+    ]
+    return {
+        "packages": ["prometheus-redis-exporter"],
+        "write_files": [
+            exporter_defaults_file("/etc/default/prometheus-redis-exporter", args),
+            {
+                "path": REDIS_PASSWORD_HELPER,
+                "owner": "root:root",
+                "permissions": "0755",
+                "content": REDIS_PASSWORD_SCRIPT,
+            },
+            {
+                "path": "/etc/systemd/system/prometheus-redis-exporter.service.d/10-password.conf",
+                "owner": "root:root",
+                "permissions": "0644",
+                "content": REDIS_EXPORTER_DROPIN,
+            },
+        ],
+        "runcmd": [
+            ["systemctl", "daemon-reload"],
+            ["systemctl", "restart", "prometheus-redis-exporter"],
+        ],
+    }
+
+
+
+def alert_rules(t: AlertThresholds, nodes: int) -> list[dict[str, Any]]:
+    rules = [
+        alert(
+            "RedisNoPrimary",
+            '(count(redis_instance_info{role="master"}) or vector(0)) < 1',
+            "1m",
+            "critical",
+            "No Redis node reports the primary role",
+            "Writes fail until Sentinel promotes a replica or an operator intervenes.",
+        )
+    ]
+    if nodes >= 2:
+        rules.append(
+            alert(
+                "RedisReplicationBroken",
+                f'(sum(redis_connected_slaves and on (instance) redis_instance_info{{role="master"}})'
+                f" or vector(0)) < {nodes - 1} or redis_master_link_up == 0",
+                "2m",
+                "critical",
+                "Redis replication is broken",
+                f"The primary should have {nodes - 1} connected replicas, or a replica lost its link.",
+            )
+        )
+    return rules
+
+
+
+def backup_jobs(settings: BackupSettings) -> list[BackupJob]:
+    return [BackupJob("redis-snapshot", "redis", on_calendar=settings.redis_schedule, timeout="2h")]
