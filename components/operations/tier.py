@@ -198,7 +198,7 @@ def build_operations_tier(
         storage = BackupStorage(
             "backups",
             BackupStorageArgs(
-                label=settings.label("backups"), settings=ops.backups, protect=settings.stack == "prod"
+                label=settings.label("backups"), settings=ops.backups, protect=settings.production
             ),
         )
         backup_values = pulumi.Output.all(

@@ -9,10 +9,11 @@ from components.foundation.address_plan import plan_addresses
 from components.operations.backups import BackupStorage, BackupStorageArgs, BackupWindows, BackupWindowsArgs
 from components.operations.schedules import backup_node_index
 from components.operations.tier import OperationsTier, build_operations_tier, role_node_counts
-from components.settings import SettingsError, StackSettings, load_settings
+from components.settings import SettingsError, StackSettings
 from components.settings.operations import BackupSettings
 from components.settings.stack_config import StackSecrets
-from tools.offline import is_secret, resolve, run_component, stack_config
+from tests.helpers import STACKS, settings_of
+from tools.offline import is_secret, resolve, run_component
 
 SETTINGS = BackupSettings(bucket_region="eu-central", retention_days=30)
 
@@ -82,15 +83,12 @@ def test_backup_window_is_set_on_every_data_vm_with_a_secret_token() -> None:
 
 # --- the operations tier per stack: bucket, role addons, backup windows -------------------------
 
-STACKS = ("dev", "staging", "prod")
-
-
 def _settings(stack: str) -> StackSettings:
-    config, _ = stack_config(stack)
-    values = {
-        key.split(":", 1)[1]: value for key, value in config.items() if key.startswith("platform-infra:")
-    }
-    return load_settings("platform-infra", stack, values)
+    return settings_of(stack)
+
+
+def _with_linode_backup_window() -> list[str]:
+    return [stack for stack in STACKS if settings_of(stack).operations.backups.linode_backup_window]
 
 
 def _tier(settings: StackSettings, secrets: StackSecrets | None = None) -> OperationsTier:
@@ -110,10 +108,10 @@ def test_bucket_exists_where_backups_run_with_the_stacks_retention(stack: str) -
     assert (
         bucket.inputs["lifecycleRules"][0]["expiration"]["days"] == settings.operations.backups.retention_days
     )
-    assert bucket.protect == (stack == "prod")
+    assert bucket.protect == settings.production
 
 
-@pytest.mark.parametrize("stack", ["staging", "prod"])
+@pytest.mark.parametrize("stack", [s for s in STACKS if settings_of(s).operations.backups.enabled])
 def test_backup_timers_only_on_the_backup_node_and_from_config(stack: str) -> None:
     settings = _settings(stack)
     nodes = settings.data.mariadb.nodes
@@ -148,8 +146,10 @@ def test_exporter_ports_open_to_the_cluster_sources_only(stack: str) -> None:
         assert rule.ports.startswith("9100,")
 
 
-def test_prod_backup_window_is_w2_on_every_data_vm() -> None:
-    settings = _settings("prod")
+@pytest.mark.parametrize("stack", _with_linode_backup_window())
+def test_the_configured_backup_window_is_set_on_every_data_vm(stack: str) -> None:
+    settings = _settings(stack)
+    backups = settings.operations.backups
     settings = settings.model_copy(
         update={"data": settings.data.model_copy(update={"backups_enabled": True})}
     )
@@ -159,15 +159,18 @@ def test_prod_backup_window_is_w2_on_every_data_vm() -> None:
         for n, (role, count) in enumerate(counts.items())
     }
     secrets = StackSecrets({"linode:token": pulumi.Output.secret("token")})
-    _, records = run_component(lambda: _tier(settings, secrets).attach(data_instance_ids=ids), stack="prod")
+    _, records = run_component(lambda: _tier(settings, secrets).attach(data_instance_ids=ids), stack=stack)
     windows = [r for r in records if r.type == "pulumi-python:dynamic:Resource"]
     assert len(windows) == sum(counts.values())
-    assert {(w.inputs["day"], w.inputs["window"]) for w in windows} == {("Sunday", "W2")}
+    assert {(w.inputs["day"], w.inputs["window"]) for w in windows} == {
+        (backups.linode_backup_day, backups.linode_backup_window)
+    }
     assert sorted(w.inputs["linode_id"] for w in windows) == sorted(i for v in ids.values() for i in v)
 
 
-def test_backup_window_without_the_backup_service_is_a_config_error() -> None:
-    settings = _settings("prod")
+@pytest.mark.parametrize("stack", _with_linode_backup_window())
+def test_backup_window_without_the_backup_service_is_a_config_error(stack: str) -> None:
+    settings = _settings(stack)
     settings = settings.model_copy(
         update={"data": settings.data.model_copy(update={"backups_enabled": False})}
     )
