@@ -45,7 +45,7 @@ preview: setup
 	$(PY) -m tools.preview --stack $(STACK) --format $(FORMAT)
 
 preview-all: setup
-	$(PY) -m tools.preview --stack dev --stack staging --stack prod --format $(FORMAT)
+	$(PY) -m tools.preview --all --format $(FORMAT)
 
 lint: setup
 	$(VENV)/bin/ruff check .

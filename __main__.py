@@ -55,7 +55,7 @@ bastion = Bastion(
 backup_storage = (
     BackupStorage(
         "backups",
-        BackupStorageArgs(label=settings.label("backups"), settings=ops.backups, protect=settings.stack == "prod"),
+        BackupStorageArgs(label=settings.label("backups"), settings=ops.backups, protect=settings.production),
     )
     if ops.backups.enabled
     else None

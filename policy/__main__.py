@@ -15,8 +15,10 @@ from policy.rules import StackContext, build_policies, stack_context_from_engine
 
 
 def current_context() -> StackContext:
-    # The CLI hands the analyzer the stack name and the stack's config (PULUMI_CONFIG).
-    return stack_context_from_engine(pulumi.Config("platform-infra").get_object("budget"), pulumi.get_stack())
+    # The CLI hands the analyzer the stack name and the stack's config (PULUMI_CONFIG); the
+    # config's environment kind, not the name, decides what the rules expect.
+    config = pulumi.Config("platform-infra")
+    return stack_context_from_engine(config.get("environment"), config.get_object("budget"), pulumi.get_stack())
 
 
 PolicyPack(

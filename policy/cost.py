@@ -2,8 +2,8 @@
 
 A record is anything with `type`, `name` and `inputs` (the Pulumi wire-format inputs, so
 camelCase keys: `backupsEnabled`, `controlPlane`, ...), e.g. the resources of
-`tests/harness.py`'s ProgramRun or the adapted resources of the policy pack. Secret markers
-from Pulumi mocks are unwrapped first. Prices come from `components/pricing.py` only.
+`tools/offline.py`'s ProgramRun or the adapted resources of the policy pack. Secret markers
+from Pulumi mocks are unwrapped first. Prices come from `components/linode/pricing.py` only.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """The guardrails as pure functions, shared by the CrossGuard pack and the offline tests.
 
 Each rule looks at plain data: a `ResourceView` (type token, logical name, wire-format inputs,
-`protect`, which input paths are secret) and a `StackContext` (stack name, budget). Adapters
+`protect`, which input paths are secret) and a `StackContext` (stack name, kind of environment,
+budget). The kind of environment, never the stack's name, decides what a rule expects. Adapters
 build views from pulumi-policy's `ResourceValidationArgs`/`PolicyResource` and from the
-records of `tests/harness.py`, so `pulumi preview --policy-pack policy`, the offline preview
+records of the offline engine (`tools/offline.py`), so `pulumi preview --policy-pack policy`, the offline preview
 and the tests all run the same checks.
 """
 
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from components.settings.budget import BudgetSettings
+from components.settings.environment import EXPECTATIONS, Environment, Expectations, parse_environment
 from policy import cost
 
 FIREWALL = "linode:index/firewall:Firewall"
@@ -57,9 +59,6 @@ SENSITIVE_PORTS: dict[int, str] = {
     9094: "Alertmanager cluster", 10250: "kubelet", 2379: "etcd", 2380: "etcd peer",
 }
 DATA_ROLES = frozenset({"mariadb", "redis", "rabbitmq"})
-PROTECTED_STACKS = frozenset({"prod"})
-TLS_STACKS = frozenset({"staging", "prod"})
-BACKUP_STACKS = frozenset({"staging", "prod"})
 
 # Keys whose string value is a credential; names of references to credentials are fine.
 CREDENTIAL_KEY = re.compile(r"(?i)(password|passwd|passphrase|secret|token|private_?key|api_?key|root_?pass)")
@@ -119,7 +118,12 @@ class ResourceView:
 @dataclass(frozen=True)
 class StackContext:
     stack: str
+    environment: Environment
     budget: BudgetSettings | None = None
+
+    @property
+    def expects(self) -> Expectations:
+        return EXPECTATIONS[self.environment]
 
 
 @dataclass(frozen=True)
@@ -251,7 +255,7 @@ def check_no_public_sensitive_port(view: ResourceView, ctx: StackContext) -> Ite
 
 
 def check_stateful_protected(view: ResourceView, ctx: StackContext) -> Iterator[str]:
-    if ctx.stack not in PROTECTED_STACKS:
+    if not ctx.expects.protect_stateful:
         return
     if view.type == INSTANCE and view.role in DATA_ROLES:
         what = f"{view.role} data"
@@ -262,15 +266,15 @@ def check_stateful_protected(view: ResourceView, ctx: StackContext) -> Iterator[
     else:
         return
     if not view.protect:
-        yield (f"{view.name} holds {what} in {ctx.stack} and is not protected; "
+        yield (f"{view.name} holds {what} in {ctx.stack} ({ctx.environment}) and is not protected; "
                "set protect=True so a change cannot delete or replace it")
 
 
 def check_data_vm_backups(view: ResourceView, ctx: StackContext) -> Iterator[str]:
-    if ctx.stack not in BACKUP_STACKS or view.type != INSTANCE or view.role not in DATA_ROLES:
+    if not ctx.expects.backups or view.type != INSTANCE or view.role not in DATA_ROLES:
         return
     if not view.inputs.get("backupsEnabled"):
-        yield (f"data VM {view.name} ({view.role}) in {ctx.stack} has backups_enabled off; "
+        yield (f"data VM {view.name} ({view.role}) in {ctx.stack} ({ctx.environment}) has backups_enabled off; "
                "the Backup Service is required")
 
 
@@ -349,11 +353,12 @@ def check_images_pinned(view: ResourceView, ctx: StackContext) -> Iterator[str]:
 
 
 def check_ingress_tls(view: ResourceView, ctx: StackContext) -> Iterator[str]:
-    if view.type != K8S_INGRESS or ctx.stack not in TLS_STACKS:
+    if view.type != K8S_INGRESS or not ctx.expects.tls:
         return
     tls = _get(view.inputs, "spec", "tls") or []
     if not tls:
-        yield f"Ingress {view.name} in {ctx.stack} has no TLS section; staging and prod serve HTTPS only"
+        yield (f"Ingress {view.name} in {ctx.stack} has no TLS section; a {ctx.environment} environment "
+               "serves HTTPS only")
         return
     covered = {host for entry in tls for host in entry.get("hosts") or []}
     for rule in _get(view.inputs, "spec", "rules") or []:
@@ -461,9 +466,10 @@ RESOURCE_RULES: tuple[ResourceRule, ...] = (
                  "No data, admin or monitoring port is open to 0.0.0.0/0 or ::/0.",
                  check_no_public_sensitive_port),
     ResourceRule("stateful-protected-in-prod",
-                 "Data VMs, volumes and backup buckets in prod are protected against deletion and replacement.",
+                 "Data VMs, volumes and backup buckets in production environments are protected against "
+                 "deletion and replacement.",
                  check_stateful_protected),
-    ResourceRule("data-vm-backups", "Data VMs in staging and prod have the Backup Service enabled.",
+    ResourceRule("data-vm-backups", "Data VMs in staging and production environments have the Backup Service enabled.",
                  check_data_vm_backups),
     ResourceRule("workload-restricted-profile",
                  "Kubernetes workloads meet the restricted Pod Security Standard and declare requests, "
@@ -471,7 +477,7 @@ RESOURCE_RULES: tuple[ResourceRule, ...] = (
                  check_workload_restricted),
     ResourceRule("images-pinned", "Container images carry an explicit version tag or a digest.",
                  check_images_pinned),
-    ResourceRule("ingress-tls", "Ingresses in staging and prod terminate TLS for every host.",
+    ResourceRule("ingress-tls", "Ingresses in staging and production environments terminate TLS for every host.",
                  check_ingress_tls),
     # pulumi-policy gives policies secrets as plain values (pulumi/pulumi-policy#241), so inside
     # `pulumi preview` the pack cannot see whether a value is secret: there it remediates by
@@ -517,12 +523,12 @@ def evaluate(resources: Iterable[ResourceView], ctx: StackContext) -> Evaluation
 # --- adapters ---------------------------------------------------------------------------
 
 def view_from_record(record: Any) -> ResourceView:
-    """A view of a `tests/harness.py` resource (type, name, inputs, protect, parent).
+    """A view of an offline-engine record (`tools/offline.py`: type, name, inputs, protect, parent).
 
     Mock inputs keep Pulumi's secret markers, so secretness is known here.
     """
     plain, secret_paths = cost.unwrap_secrets(dict(record.inputs or {}))
-    # The harness also lists the top-level inputs that arrived secret.
+    # The engine also lists the top-level inputs that arrived secret.
     secret_paths |= frozenset(getattr(record, "secret_inputs", None) or ())
     return ResourceView(
         type=record.type,
@@ -589,10 +595,18 @@ def top_level_key(path: str) -> str:
 
 # --- the CrossGuard pack -----------------------------------------------------------------
 
-def stack_context_from_engine(config_budget: Any, stack: str) -> StackContext:
-    """The context inside `pulumi preview`: stack name and the stack's budget section."""
+def stack_context_from_engine(config_environment: Any, config_budget: Any, stack: str) -> StackContext:
+    """The context inside `pulumi preview`: stack name, its kind of environment and its budget.
+
+    The program refuses a stack without a valid platform-infra:environment before it registers
+    anything, so the pack never judges resources of such a stack; if asked anyway, it says why.
+    """
+    try:
+        environment = parse_environment(config_environment)
+    except ValueError as error:
+        raise ValueError(f"platform-infra:environment: got {config_environment!r}; {error}") from None
     budget = None if config_budget is None else BudgetSettings.model_validate(config_budget)
-    return StackContext(stack=stack, budget=budget)
+    return StackContext(stack=stack, environment=environment, budget=budget)
 
 
 def build_policies(context: Callable[[], StackContext]) -> list[Any]:

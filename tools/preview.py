@@ -3,11 +3,14 @@
 Runs the real program under Pulumi mocks with the stack's real config and reports what a
 reviewer needs: the resource tree with each resource's type, name and key sizing, counts per
 type, the estimated monthly cost per resource and in total against the stack's budget
-(components/pricing.py), and the findings of the policy pack (policy/rules.py) evaluated on
+(components/linode/pricing.py), and the findings of the policy pack (policy/rules.py) evaluated on
 the mocked program. Exits 1 on a mandatory violation or a budget overrun, 2 on a bad config.
 
     python -m tools.preview --stack prod
-    python -m tools.preview --stack dev --stack staging --stack prod --format markdown
+    python -m tools.preview --all --format markdown      # every Pulumi.<stack>.yaml
+
+Stacks are whatever `Pulumi.<stack>.yaml` files sit beside `Pulumi.yaml`; each file's
+`platform-infra:environment` says which guardrails apply to it.
 """
 
 from __future__ import annotations
@@ -27,10 +30,10 @@ from rich.tree import Tree
 
 from components.linode import pricing
 from components.settings.budget import BudgetSettings
+from components.settings.environment import Environment, parse_environment
 from policy import cost, rules
-from tools.offline import PROJECT, ProgramRun, ResourceRecord, run_program, stack_config
+from tools.offline import PROJECT, ProgramRun, ResourceRecord, discover_stacks, run_program, stack_config
 
-STACKS = ("dev", "staging", "prod")
 FORMATS = ("text", "markdown", "json")
 # The PR workflow finds its comment by this marker and updates it instead of adding another.
 COMMENT_MARKER = "<!-- platform-infra-offline-preview -->"
@@ -93,7 +96,7 @@ def counts_by_type(run: ProgramRun) -> dict[str, int]:
 
 
 def sizing_summary(run: ProgramRun) -> list[tuple[str, str]]:
-    """What the stack is made of, in the seeds' sizing terms: VMs per role, cluster nodes,
+    """What the stack is made of, in the sizing table's terms (README): VMs per role, cluster nodes,
     load balancers, storage; with the total vCPU and memory it pays for."""
     rows: list[tuple[str, str]] = []
     paid = {"vcpus": 0, "memory_gb": 0}
@@ -156,6 +159,12 @@ def stack_budget(stack: str) -> BudgetSettings | None:
     return None if raw is None else BudgetSettings.model_validate(json.loads(raw))
 
 
+def stack_environment(stack: str) -> Environment:
+    """The stack's platform-infra:environment (the program has refused the stack if it is bad)."""
+    config, _ = stack_config(stack)
+    return parse_environment(config.get(f"{PROJECT}:environment"))
+
+
 @dataclass(frozen=True)
 class StackReport:
     stack: str
@@ -193,7 +202,8 @@ def build_report(stack: str) -> StackReport:
             estimate, cost_error = None, f"{PROJECT}:budget is not set"
     except pricing.UnknownPlanError as error:
         cost_error = str(error)
-    evaluation = rules.evaluate(views, rules.StackContext(stack=stack, budget=budget))
+    context = rules.StackContext(stack=stack, environment=stack_environment(stack), budget=budget)
+    evaluation = rules.evaluate(views, context)
     return StackReport(stack, run, estimate, cost_error, evaluation, time.perf_counter() - started)
 
 
@@ -315,7 +325,7 @@ def render_markdown(reports: Sequence[StackReport]) -> str:
         else:
             lines.append(f"Policy: all {_rule_count()} rules pass.")
         lines.append(f"\n_Preview took {report.seconds:.2f}s._")
-    lines += ["", f"Prices: `components/pricing.py` (read {pricing.READ_ON.isoformat()}); "
+    lines += ["", f"Prices: `components/linode/pricing.py` (read {pricing.READ_ON.isoformat()}); "
               "rules: `policy/rules.py`."]
     return "\n".join(lines) + "\n"
 
@@ -375,14 +385,17 @@ def render_json(reports: Sequence[StackReport]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--stack", choices=STACKS, action="append", required=True,
-                        help="stack to preview; repeat for several (one report)")
+    stacks = discover_stacks()
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--stack", choices=stacks, action="append",
+                       help="stack to preview; repeat for several (one report)")
+    which.add_argument("--all", action="store_true", help=f"every stack: {', '.join(stacks)}")
     parser.add_argument("--format", choices=FORMATS, default="text")
     parser.add_argument("--output", help="write the report to this file instead of stdout")
     args = parser.parse_args(argv)
     console = Console(stderr=args.format != "text")
     reports: list[StackReport] = []
-    for stack in dict.fromkeys(args.stack):
+    for stack in dict.fromkeys(stacks if args.all else args.stack):
         try:
             reports.append(build_report(stack))
         except pulumi.RunError as error:

@@ -98,7 +98,7 @@ def build_data_tier(
             bastion_address=bastion_address,
             base_cloud_config=base_cloud_config,
             tags=[*settings.tags(role), *tags],
-            protect=settings.stack == "prod",
+            protect=settings.production,
             disk_encryption=data.disk_encryption,
             backups_enabled=data.backups_enabled,
             ca=ca,

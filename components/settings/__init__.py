@@ -24,17 +24,27 @@ from components.settings.base import (
 from components.settings.budget import BudgetSettings
 from components.settings.common import KeyedError
 from components.settings.data import DataSettings
+from components.settings.environment import (
+    ENVIRONMENT_ALLOWED,
+    ENVIRONMENTS,
+    EXPECTATIONS,
+    STACK_NAME_ALLOWED,
+    Environment,
+    Expectations,
+    check_stack_name,
+)
 from components.settings.kubernetes import KubernetesSettings
 from components.settings.operations import OperationsSettings
 
-STACKS = ("dev", "staging", "prod")
 TIER_SECTIONS = ("data", "kubernetes", "operations", "budget")
 
 __all__ = [
-    "STACKS",
+    "ENVIRONMENTS",
     "BastionSettings",
     "BudgetSettings",
     "DataSettings",
+    "Environment",
+    "Expectations",
     "KubernetesSettings",
     "NetworkSettings",
     "OperationsSettings",
@@ -50,24 +60,29 @@ class SettingsError(Exception):
 
 
 class StackSettings(FoundationSettings):
-    """Everything one stack is made of. `project` and `stack` come from Pulumi, not config."""
+    """Everything one stack is made of. `project` and `stack` come from Pulumi, not config.
+
+    The stack's name is a label only; what kind of environment it is comes from config.
+    """
 
     project: str
-    stack: str = Field(description=f"allowed: one of {', '.join(STACKS)}")
+    stack: str = Field(description=STACK_NAME_ALLOWED)
+    environment: Environment = Field(description=ENVIRONMENT_ALLOWED)
     data: DataSettings
     kubernetes: KubernetesSettings
     operations: OperationsSettings
     budget: BudgetSettings
 
     @model_validator(mode="after")
-    def _prod_admin_access_is_narrow(self) -> StackSettings:
-        if self.stack == "prod":
+    def _production_admin_access_is_narrow(self) -> StackSettings:
+        if self.expectations.narrow_admin_access:
             for cidr in self.admin_cidrs:
                 if cidr in ANYWHERE:
                     raise KeyedError(
                         "admin_cidrs",
                         repr(str(cidr)),
-                        "allowed: specific operator CIDRs; 0.0.0.0/0 and ::/0 are refused in prod",
+                        f"allowed: specific operator CIDRs; 0.0.0.0/0 and ::/0 are refused in a "
+                        f"{self.environment} environment",
                     )
         return self
 
@@ -110,6 +125,16 @@ class StackSettings(FoundationSettings):
                 f"({self.instance_breakdown()}); lower the counts or raise the limit",
             )
         return self
+
+    @property
+    def expectations(self) -> Expectations:
+        """What this kind of environment demands: protection, TLS, backups, narrow admin access."""
+        return EXPECTATIONS[self.environment]
+
+    @property
+    def production(self) -> bool:
+        """A production environment: its stateful resources are protected (see `expectations`)."""
+        return self.environment == "production"
 
     def instance_breakdown(self) -> str:
         parts = {"bastion": 1, **self._tier_counts()}
@@ -207,8 +232,10 @@ def _field_description(loc: list[str]) -> str | None:
 
 def load_settings(project: str, stack: str, values: Mapping[str, Any]) -> StackSettings:
     """Validate the stack's config. `values` maps keys without the project prefix to values."""
-    if stack not in STACKS:
-        raise SettingsError(f"stack: got {stack!r}; allowed: one of {', '.join(STACKS)}")
+    try:
+        check_stack_name(stack)
+    except ValueError as error:
+        raise SettingsError(f"stack: got {stack!r}; {error}") from None
     decoded = {key: _decode(value) for key, value in values.items()}
     # Tier sections are validated even when absent, so a missing key inside one is reported
     # as `<section>.<key>`, not as the whole section.

@@ -7,6 +7,7 @@ import datetime as dt
 from pydantic import Field, field_validator
 
 from components.settings.common import StrictModel
+from components.settings.environment import Environment
 
 
 class CurrencyRate(StrictModel):
@@ -57,5 +58,6 @@ class BudgetSettings(StrictModel):
         return self.monthly_eur + self.allowed_overrun_eur
 
 
-# The seeds' figures (004, section 9): ~100 / ~300 / ~1000 EUR a month.
-SEED_BUDGETS_EUR: dict[str, float] = {"dev": 100.0, "staging": 300.0, "prod": 1000.0}
+# The monthly budget the requirements give each kind of environment (~100 / ~300 / ~1000 EUR);
+# a stack's own platform-infra:budget may be lower, never higher.
+REFERENCE_BUDGETS_EUR: dict[Environment, float] = {"development": 100.0, "staging": 300.0, "production": 1000.0}

@@ -23,6 +23,7 @@ from components.operations.backups import BackupWindows, BackupWindowsArgs
 from components.operations.schedules import backup_node_index
 from components.settings import SettingsError, StackSettings, load_settings
 from components.settings.operations import BackupSettings
+from tests.helpers import STACKS, settings_of
 from tools.offline import is_secret, resolve, run_component, stack_config
 
 SETTINGS = BackupSettings(bucket_region="eu-central", retention_days=30)
@@ -89,13 +90,12 @@ def test_backup_window_is_set_on_every_data_vm_with_a_secret_token() -> None:
 
 # --- the operations tier per stack: bucket, role addons, backup windows -------------------------
 
-STACKS = ("dev", "staging", "prod")
-
-
 def _settings(stack: str) -> StackSettings:
-    config, _ = stack_config(stack)
-    values = {key.split(":", 1)[1]: value for key, value in config.items() if key.startswith("platform-infra:")}
-    return load_settings("platform-infra", stack, values)
+    return settings_of(stack)
+
+
+def _with_linode_backup_window() -> list[str]:
+    return [stack for stack in STACKS if settings_of(stack).operations.backups.linode_backup_window]
 
 
 @dataclass(frozen=True)
@@ -137,11 +137,13 @@ def test_bucket_exists_where_backups_run_with_the_stacks_retention(stack: str) -
         return
     [bucket] = buckets
     assert bucket.inputs["label"] == f"platform-infra-{stack}-backups"
-    assert bucket.inputs["lifecycleRules"][0]["expiration"]["days"] == settings.operations.backups.retention_days
-    assert bucket.protect == (stack == "prod")
+    assert (
+        bucket.inputs["lifecycleRules"][0]["expiration"]["days"] == settings.operations.backups.retention_days
+    )
+    assert bucket.protect == settings.production
 
 
-@pytest.mark.parametrize("stack", ["staging", "prod"])
+@pytest.mark.parametrize("stack", [s for s in STACKS if settings_of(s).operations.backups.enabled])
 def test_backup_timers_only_on_the_backup_node_and_from_config(stack: str) -> None:
     settings = _settings(stack)
     nodes = settings.data.mariadb.nodes
@@ -176,27 +178,31 @@ def test_exporter_ports_open_to_the_cluster_sources_only(stack: str) -> None:
         assert rule.ports.startswith("9100,")
 
 
-def test_prod_backup_window_is_w2_on_every_data_vm() -> None:
-    settings = _settings("prod")
-    settings = settings.model_copy(update={"data": settings.data.model_copy(update={"backups_enabled": True})})
+@pytest.mark.parametrize("stack", _with_linode_backup_window())
+def test_the_configured_backup_window_is_set_on_every_data_vm(stack: str) -> None:
+    settings = _settings(stack)
+    backups = settings.operations.backups
     counts = _node_counts(settings)
     ids = {role: [str(41000 + 10 * n + i) for i in range(count)] for n, (role, count) in enumerate(counts.items())}
 
     def build() -> object:
         outputs = {role: pulumi.Output.from_input(values) for role, values in ids.items()}
-        return backup_windows(settings.operations.backups, outputs, counts, pulumi.Output.secret("token"))
+        return backup_windows(backups, outputs, counts, pulumi.Output.secret("token"))
 
-    _, records = run_component(build, stack="prod")
+    _, records = run_component(build, stack=stack)
     windows = [r for r in records if r.type == "pulumi-python:dynamic:Resource"]
     assert len(windows) == sum(counts.values())
-    assert {(w.inputs["day"], w.inputs["window"]) for w in windows} == {("Sunday", "W2")}
+    assert {(w.inputs["day"], w.inputs["window"]) for w in windows} == {
+        (backups.linode_backup_day, backups.linode_backup_window)
+    }
     assert sorted(w.inputs["linode_id"] for w in windows) == sorted(i for v in ids.values() for i in v)
 
 
-def test_backup_window_without_the_backup_service_is_a_config_error() -> None:
-    config, _ = stack_config("prod")
+@pytest.mark.parametrize("stack", _with_linode_backup_window())
+def test_backup_window_without_the_backup_service_is_a_config_error(stack: str) -> None:
+    config, _ = stack_config(stack)
     values = {key.split(":", 1)[1]: value for key, value in config.items() if key.startswith("platform-infra:")}
     data = json.loads(values["data"])
     values["data"] = json.dumps({**data, "backups_enabled": False})
     with pytest.raises(SettingsError, match=r"operations.backups.linode_backup_window.*data.backups_enabled"):
-        load_settings("platform-infra", "prod", values)
+        load_settings("platform-infra", stack, values)

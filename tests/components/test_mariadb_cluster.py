@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-from functools import cache
 from typing import Any
 
 import pulumi
@@ -11,74 +9,27 @@ import pydantic
 import pytest
 from pulumi.runtime.sync_await import _sync_await
 
-from components.data.internal_ca import InternalCa, InternalCaArgs
 from components.data.mariadb.cluster import MariaDbCluster
-from components.data.placement import DataClusterArgs, DataVmPlacement
-from components.foundation.cloud_init import BaseHardening, base_cloud_config
+from components.data.placement import DataClusterArgs
 from components.foundation.firewall import InboundRule
 from components.foundation.role_addon import RoleAddon
 from components.settings.data import MariaDbSettings
-from tools.offline import (
-    ProgramRun,
-    ResourceRecord,
-    resolve,
-    run_component,
-    run_program,
-    run_program_expecting_error,
-    unwrap_secret,
+from tests.helpers import (
+    APP_SOURCES,
+    BASTION,
+    DATA_ROLES,
+    STACKS,
+    ProgramRuns,
+    assert_nothing_public,
+    firewall_rules,
+    of_type,
+    placement_for,
+    role_vms,
+    settings_of,
+    stacks_of_kind,
+    user_data,
 )
-
-APP_SOURCES = ("10.30.2.0/24",)
-BASTION = "10.30.0.10"
-
-
-def placement_for(
-    role: str,
-    count: int,
-    *,
-    tls: bool = False,
-    protect: bool = False,
-    addon: RoleAddon | None = None,
-    private_network: bool = False,
-) -> DataVmPlacement:
-    """A placement like build_data_tier makes; call inside a run_component build."""
-    return DataVmPlacement(
-        label_prefix=f"platform-infra-test-{role}",
-        region="eu-central",
-        image="linode/debian12",
-        vpc_subnet_id=pulumi.Output.from_input(4242),
-        addresses=[f"10.30.1.{10 + i}" for i in range(count)],
-        app_sources=APP_SOURCES,
-        bastion_address=BASTION,
-        base_cloud_config=base_cloud_config(BaseHardening(ssh_keys=["ssh-ed25519 AAAAC3Nza test"], hostname="x")),
-        tags=["platform-infra", "env:test", f"role:{role}"],
-        protect=protect,
-        disk_encryption=True,
-        backups_enabled=False,
-        ca=InternalCa("test-ca", InternalCaArgs(common_name="test CA")) if tls else None,
-        addon=addon,
-        private_network=private_network,
-    )
-
-
-def user_data(record: ResourceRecord) -> str:
-    metadatas, _ = unwrap_secret(record.inputs["metadatas"])
-    return base64.b64decode(metadatas[0]["userData"]).decode()
-
-
-def of_type(records: list[ResourceRecord], type_: str) -> list[ResourceRecord]:
-    return [r for r in records if r.type == type_]
-
-
-def firewall_rules(records: list[ResourceRecord]) -> dict[str, dict[str, Any]]:
-    (firewall,) = of_type(records, "linode:index/firewall:Firewall")
-    assert firewall.inputs["inboundPolicy"] == "DROP"
-    return {rule["label"]: rule for rule in firewall.inputs["inbounds"]}
-
-
-def assert_nothing_public(records: list[ResourceRecord]) -> None:
-    for rule in firewall_rules(records).values():
-        assert "0.0.0.0/0" not in rule.get("ipv4s", []) and "::/0" not in (rule.get("ipv6s") or [])
+from tools.offline import ResourceRecord, resolve, run_component, run_program_expecting_error
 
 
 def build(count: int, **kwargs: Any) -> tuple[MariaDbCluster, list[ResourceRecord]]:
@@ -217,41 +168,32 @@ def test_vpc_path_dials_the_vpc_addresses() -> None:
 # --- whole program per stack -----------------------------------------------------------------
 
 
-@cache
-def program(stack: str) -> ProgramRun:
-    return run_program(stack)
-
-
-def role_vms(run: ProgramRun, role: str) -> list[ResourceRecord]:
-    return [r for r in run.of_type("linode:index/instance:Instance") if f"role:{role}" in r.inputs.get("tags", [])]
-
-
-@pytest.mark.parametrize(
-    ("stack", "count", "marker"), [("dev", 1, None), ("staging", 2, "read_only"), ("prod", 3, "wsrep_on")]
-)
-def test_each_stack_gets_the_mariadb_topology_of_the_sizing_table(stack: str, count: int, marker: str | None) -> None:
-    vms = role_vms(program(stack), "mariadb")
-    assert len(vms) == count
+@pytest.mark.parametrize("stack", STACKS)
+def test_each_stack_gets_the_mariadb_topology_its_node_count_asks_for(stack: str, program_runs: ProgramRuns) -> None:
+    nodes = settings_of(stack).data.mariadb.nodes
+    vms = role_vms(program_runs[stack], "mariadb")
+    assert len(vms) == nodes
+    # One node stands alone, two are a primary and a read-only replica, three form Galera.
+    marker = {1: None, 2: "read_only"}.get(nodes, "wsrep_on")
     if marker:
         assert any(marker in user_data(vm) for vm in vms)
 
 
-@pytest.mark.parametrize(
-    ("stack", "protected", "tls"), [("dev", False, False), ("staging", False, True), ("prod", True, True)]
-)
-def test_data_vms_are_protected_in_prod_and_tls_follows_the_stack(stack: str, protected: bool, tls: bool) -> None:
-    run = program(stack)
-    for role in ("mariadb", "redis", "rabbitmq"):
+@pytest.mark.parametrize("stack", STACKS)
+def test_data_vms_are_protected_in_production_and_tls_follows_the_stack(stack: str, program_runs: ProgramRuns) -> None:
+    settings = settings_of(stack)
+    run = program_runs[stack]
+    for role in DATA_ROLES:
         for vm in role_vms(run, role):
-            assert vm.protect is protected, vm.name
+            assert vm.protect is settings.production, vm.name
             assert "metadatas" in vm.ignore_changes, vm.name
-    assert ("data_ca_certificate" in run.outputs) is tls
+    assert ("data_ca_certificate" in run.outputs) is settings.data.tls
     assert "data_connections" in run.secret_outputs
 
 
-def test_firewalls_of_the_data_vms_accept_nothing_from_the_internet() -> None:
-    for stack in ("dev", "staging", "prod"):
-        run = program(stack)
+def test_firewalls_of_the_data_vms_accept_nothing_from_the_internet(program_runs: ProgramRuns) -> None:
+    for stack in STACKS:
+        run = program_runs[stack]
         firewalls = [
             f
             for f in run.of_type("linode:index/firewall:Firewall")
@@ -264,14 +206,18 @@ def test_firewalls_of_the_data_vms_accept_nothing_from_the_internet() -> None:
                 assert "0.0.0.0/0" not in rule.get("ipv4s", []), (stack, rule)
 
 
-@pytest.mark.parametrize(("stack", "private"), [("dev", True), ("staging", True), ("prod", False)])
-def test_data_vms_get_a_private_ip_exactly_where_pods_come_over_the_private_network(stack: str, private: bool) -> None:
-    run = program(stack)
-    for role in ("mariadb", "redis", "rabbitmq"):
+@pytest.mark.parametrize("stack", STACKS)
+def test_data_vms_get_a_private_ip_exactly_where_pods_come_over_the_private_network(
+    stack: str, program_runs: ProgramRuns
+) -> None:
+    private = settings_of(stack).kubernetes.data_path == "private-network"
+    run = program_runs[stack]
+    for role in DATA_ROLES:
         for vm in role_vms(run, role):
             assert vm.inputs["privateIp"] is private, vm.name
 
 
+@pytest.mark.parametrize("stack", stacks_of_kind("production"))
 @pytest.mark.parametrize(
     ("data", "expected"),
     [
@@ -282,9 +228,9 @@ def test_data_vms_get_a_private_ip_exactly_where_pods_come_over_the_private_netw
     ],
 )
 def test_a_refused_data_setting_stops_the_program_with_one_message_and_nothing_registered(
-    data: dict[str, Any], expected: str
+    stack: str, data: dict[str, Any], expected: str
 ) -> None:
-    error, registered = run_program_expecting_error("prod", {"data": data})
+    error, registered = run_program_expecting_error(stack, {"data": data})
     assert isinstance(error, pulumi.RunError)
     assert expected in str(error)
     assert registered == []

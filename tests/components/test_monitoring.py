@@ -28,9 +28,9 @@ from components.operations.monitoring import (
 from components.settings import StackSettings
 from components.settings.operations import LoggingSettings, ReceiverSettings
 from components.settings.stack_config import StackSecrets
+from tests.helpers import STACKS
 from tools.offline import assert_valid_cloud_config, is_secret, load_stack_settings, run_component, unwrap_secret
 
-STACKS = ("dev", "staging", "prod")
 RELEASE = "kubernetes:helm.sh/v3:Release"
 
 
@@ -100,8 +100,9 @@ def test_alert_rules_follow_each_stacks_topology_and_backups(stack: str) -> None
     names = set(alert_names(rules))
     assert {"ServiceDown", "HostHighCpu", "HighErrorRate", "HighLatencyP95", "HostDiskFilling"} <= names
     assert ("GaleraClusterTooSmall" in names) == (settings.data.mariadb.nodes >= 3)
-    assert ("BackupStale" in names) == (stack != "dev")
-    assert ("IncrementalBackupStale" in names) == (stack == "prod")
+    backups = settings.operations.backups
+    assert ("BackupStale" in names) == backups.enabled
+    assert ("IncrementalBackupStale" in names) == (backups.enabled and backups.incremental_schedule is not None)
     errors = next(r for g in rules["groups"] for r in g["rules"] if r.get("alert") == "HighErrorRate")
     assert "traefik_service_requests_total" in errors["expr"]
 
@@ -185,7 +186,7 @@ def test_scrape_configs_skip_roles_without_nodes() -> None:
     assert jobs[0]["static_configs"][0]["targets"] == ["10.0.1.10:9100"]
 
 
-def test_platform_dashboard_covers_the_seeds_key_metrics() -> None:
+def test_platform_dashboard_covers_the_key_platform_metrics() -> None:
     exprs = " ".join(p["targets"][0]["expr"] for p in platform_dashboard("prod")["panels"])
     for metric in (
         "node_cpu_seconds_total",

@@ -10,14 +10,16 @@ from pulumi.runtime.sync_await import _sync_await
 from components.data.placement import DataClusterArgs
 from components.data.rabbitmq.cluster import RabbitMqCluster
 from components.settings.data import RabbitMqSettings
-from tests.components.test_mariadb_cluster import (
+from tests.helpers import (
     APP_SOURCES,
+    STACKS,
+    ProgramRuns,
     assert_nothing_public,
     firewall_rules,
     of_type,
     placement_for,
-    program,
     role_vms,
+    settings_of,
     user_data,
 )
 from tools.offline import ResourceRecord, run_component
@@ -86,8 +88,11 @@ def test_tls_moves_amqp_to_5671_and_turns_plaintext_off() -> None:
         assert "listeners.tcp = none" in user_data(vm)
 
 
-@pytest.mark.parametrize(("stack", "count"), [("dev", 1), ("staging", 2), ("prod", 3)])
-def test_each_stack_gets_its_rabbitmq_cluster_size_with_quorum_queues_by_default(stack: str, count: int) -> None:
-    nodes = role_vms(program(stack), "rabbitmq")
+@pytest.mark.parametrize("stack", STACKS)
+def test_each_stack_gets_its_rabbitmq_cluster_size_with_quorum_queues_by_default(
+    stack: str, program_runs: ProgramRuns
+) -> None:
+    count = settings_of(stack).data.rabbitmq.nodes
+    nodes = role_vms(program_runs[stack], "rabbitmq")
     assert len(nodes) == count
     assert all('"default_queue_type": "quorum"' in user_data(vm) for vm in nodes)

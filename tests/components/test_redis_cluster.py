@@ -10,15 +10,17 @@ from pulumi.runtime.sync_await import _sync_await
 from components.data.placement import DataClusterArgs
 from components.data.redis.cluster import RedisCluster
 from components.settings.data import RedisSettings
-from tests.components.test_mariadb_cluster import (
+from tests.helpers import (
     APP_SOURCES,
     BASTION,
+    STACKS,
+    ProgramRuns,
     assert_nothing_public,
     firewall_rules,
     of_type,
     placement_for,
-    program,
     role_vms,
+    settings_of,
     user_data,
 )
 from tools.offline import ResourceRecord, run_component
@@ -99,8 +101,9 @@ def test_maxmemory_follows_the_plan() -> None:
     assert "maxmemory 1228mb" in user_data(vms(records)[0])
 
 
-@pytest.mark.parametrize(("stack", "count"), [("dev", 1), ("staging", 2), ("prod", 3)])
-def test_each_stack_gets_the_redis_topology_of_the_sizing_table(stack: str, count: int) -> None:
-    nodes = role_vms(program(stack), "redis")
+@pytest.mark.parametrize("stack", STACKS)
+def test_each_stack_gets_the_redis_topology_its_node_count_asks_for(stack: str, program_runs: ProgramRuns) -> None:
+    count = settings_of(stack).data.redis.nodes
+    nodes = role_vms(program_runs[stack], "redis")
     assert len(nodes) == count
     assert any("redis-sentinel" in user_data(vm) for vm in nodes) is (count >= 3)

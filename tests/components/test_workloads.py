@@ -10,7 +10,7 @@ from components.kubernetes.images import AppImage, AppImageArgs
 from components.kubernetes.manifests import CONNECTION_SECRET, StackContext
 from components.kubernetes.workloads import Workloads, WorkloadsArgs
 from components.settings.kubernetes import BuildSettings, RegistrySettings
-from tests.unit.test_workload_manifests import prod_like_settings, sample_connections
+from tests.helpers import prod_like_settings, sample_connections
 from tools.offline import ResourceRecord, run_component, unwrap_secret
 
 CTX = StackContext("platform-infra", "prod", cluster_issuer="letsencrypt-production")

@@ -6,15 +6,14 @@ import ipaddress
 
 import pytest
 
-from tests.stacks.test_foundation_per_stack import firewall_of, instances, program, role_of
-from tools.offline import ResourceRecord, load_stack_settings, unwrap_secret
+from tests.helpers import DATA_ROLES, STACKS, ProgramRuns, firewall_of, instances, role_of
+from tools.offline import ProgramRun, ResourceRecord, load_stack_settings, unwrap_secret
 
-DATA_ROLES = ("mariadb", "redis", "rabbitmq")
 CLIENT_RULES = ("mariadb-from-app", "redis-from-app", "sentinel-from-app", "rabbitmq-from-app", "amqp-from-app")
 
 
-def deployments(stack: str) -> list[ResourceRecord]:
-    return program(stack).of_type("kubernetes:apps/v1:Deployment")
+def deployments(run: ProgramRun) -> list[ResourceRecord]:
+    return run.of_type("kubernetes:apps/v1:Deployment")
 
 
 def host_aliases(deployment: ResourceRecord) -> dict[str, str]:
@@ -23,12 +22,12 @@ def host_aliases(deployment: ResourceRecord) -> dict[str, str]:
     return {alias["hostnames"][0]: alias["ip"] for alias in aliases}
 
 
-@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
-def test_pods_pin_every_data_node_name_to_an_address_they_can_reach(stack: str) -> None:
+@pytest.mark.parametrize("stack", STACKS)
+def test_pods_pin_every_data_node_name_to_an_address_they_can_reach(stack: str, program_runs: ProgramRuns) -> None:
     settings = load_stack_settings(stack)
-    vms = {vm.inputs["label"]: vm for vm in instances(program(stack)) if role_of(vm) in DATA_ROLES}
+    vms = {vm.inputs["label"]: vm for vm in instances(program_runs[stack]) if role_of(vm) in DATA_ROLES}
     assert vms
-    for deployment in deployments(stack):
+    for deployment in deployments(program_runs[stack]):
         aliases = host_aliases(deployment)
         assert set(aliases) == set(vms), deployment.name
         for name, address in aliases.items():
@@ -42,13 +41,15 @@ def test_pods_pin_every_data_node_name_to_an_address_they_can_reach(stack: str) 
                 assert ipaddress.ip_address(address) in ipaddress.ip_network("192.168.128.0/17")
 
 
-@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
-def test_data_firewalls_admit_the_cluster_only_on_client_and_metrics_ports(stack: str) -> None:
+@pytest.mark.parametrize("stack", STACKS)
+def test_data_firewalls_admit_the_cluster_only_on_client_and_metrics_ports(
+    stack: str, program_runs: ProgramRuns
+) -> None:
     settings = load_stack_settings(stack)
     expected = (
         [str(settings.network.subnets["app"])] if settings.kubernetes.data_path == "vpc" else ["192.168.128.0/17"]
     )
-    run = program(stack)
+    run = program_runs[stack]
     for vm in instances(run):
         if role_of(vm) not in DATA_ROLES:
             continue
@@ -62,11 +63,11 @@ def test_data_firewalls_admit_the_cluster_only_on_client_and_metrics_ports(stack
                 assert "192.168.128.0/17" not in sources, (vm.name, rule["label"])
 
 
-@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
-def test_prometheus_scrapes_data_nodes_by_the_names_the_pods_use(stack: str) -> None:
+@pytest.mark.parametrize("stack", STACKS)
+def test_prometheus_scrapes_data_nodes_by_the_names_the_pods_use(stack: str, program_runs: ProgramRuns) -> None:
     settings = load_stack_settings(stack)
     assert settings.operations.monitoring.enabled, "every stack runs monitoring (light in dev)"
-    releases = program(stack).of_type("kubernetes:helm.sh/v3:Release")
+    releases = program_runs[stack].of_type("kubernetes:helm.sh/v3:Release")
     (release,) = [r for r in releases if r.inputs["chart"] == "kube-prometheus-stack"]
     values, _ = unwrap_secret(release.inputs["values"])
     spec = values["prometheus"]["prometheusSpec"]
@@ -78,5 +79,5 @@ def test_prometheus_scrapes_data_nodes_by_the_names_the_pods_use(stack: str) -> 
         for target in group["targets"]
     }
     assert targets == set(aliases)
-    (app,) = deployments(stack)[:1]
+    (app,) = deployments(program_runs[stack])[:1]
     assert aliases == host_aliases(app)

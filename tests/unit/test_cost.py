@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from components.linode import pricing
-from components.settings.budget import SEED_BUDGETS_EUR, BudgetSettings
+from components.settings.budget import REFERENCE_BUDGETS_EUR, BudgetSettings
 from policy import cost
 
 
@@ -127,7 +127,7 @@ def test_budget_settings_refuse_nonsense_with_what_is_allowed() -> None:
             "eur_per_usd": 3, "source": "typo", "read_on": "2026-11-23"}})
     with pytest.raises(ValidationError, match="Extra inputs"):
         BudgetSettings.model_validate({"monthly_eur": 100, "monthly_usd": 100})
-    assert SEED_BUDGETS_EUR == {"dev": 100.0, "staging": 300.0, "prod": 1000.0}
+    assert REFERENCE_BUDGETS_EUR == {"development": 100.0, "staging": 300.0, "production": 1000.0}
 
 
 def test_chart_volumes_are_priced_per_replica_with_block_storage_minimum() -> None:

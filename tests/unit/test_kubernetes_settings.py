@@ -40,7 +40,7 @@ def _error_for(section: dict[str, Any]) -> str:
     return str(caught.value)
 
 
-def test_defaults_are_the_seeds_api_and_queue_worker() -> None:
+def test_defaults_are_an_api_and_a_queue_worker() -> None:
     settings = KubernetesSettings()
     api, worker = settings.workloads
     assert (api.name, api.port, api.cpu_request, api.memory_request) == ("api", 8080, "100m", "128Mi")

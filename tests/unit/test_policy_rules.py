@@ -26,9 +26,10 @@ from policy import cost, rules
 from policy.cost import SECRET_SIG, SECRET_SIG_KEY
 from policy.rules import ResourceView, StackContext
 
-PROD = StackContext("prod", BudgetSettings(monthly_eur=1000))
-STAGING = StackContext("staging", BudgetSettings(monthly_eur=300))
-DEV = StackContext("dev", BudgetSettings(monthly_eur=100))
+# Stack names unlike the kinds on purpose: the rules decide by the kind of environment only.
+PROD = StackContext("live", "production", BudgetSettings(monthly_eur=1000))
+STAGING = StackContext("qa", "staging", BudgetSettings(monthly_eur=300))
+DEV = StackContext("scratch", "development", BudgetSettings(monthly_eur=100))
 
 
 def messages(rule_name: str, view: ResourceView, ctx: StackContext = PROD) -> list[str]:
@@ -155,7 +156,7 @@ def test_load_balancer_publishing_a_data_port_is_refused() -> None:
 def test_unprotected_database_vm_in_prod_is_refused_but_allowed_in_dev() -> None:
     vm = data_vm("mariadb", protect=False)
     assert messages("stateful-protected-in-prod", vm) == [
-        "mariadb-0 holds mariadb data in prod and is not protected; "
+        "mariadb-0 holds mariadb data in live (production) and is not protected; "
         "set protect=True so a change cannot delete or replace it"
     ]
     assert messages("stateful-protected-in-prod", vm, DEV) == []
@@ -164,10 +165,11 @@ def test_unprotected_database_vm_in_prod_is_refused_but_allowed_in_dev() -> None
 
 def test_unprotected_volume_in_prod_is_refused_and_bastion_is_not_stateful() -> None:
     volume = ResourceView(rules.VOLUME, "prometheus-data", {"size": 50})
-    assert "prometheus-data holds volume data in prod" in messages("stateful-protected-in-prod", volume)[0]
+    assert "prometheus-data holds volume data in live (production)" in messages("stateful-protected-in-prod", volume)[0]
     bucket = ResourceView(rules.OBJECT_STORAGE_BUCKET, "backups", {"label": "platform-infra-prod-backups"})
     assert messages("stateful-protected-in-prod", bucket) == [
-        "backups holds backups in prod and is not protected; set protect=True so a change cannot delete or replace it"]
+        "backups holds backups in live (production) and is not protected; "
+        "set protect=True so a change cannot delete or replace it"]
     assert messages("stateful-protected-in-prod", dataclasses.replace(bucket, protect=True)) == []
     assert messages("stateful-protected-in-prod", data_vm("bastion", protect=False)) == []
 
@@ -177,7 +179,8 @@ def test_unprotected_volume_in_prod_is_refused_and_bastion_is_not_stateful() -> 
 @pytest.mark.parametrize("ctx", [STAGING, PROD])
 def test_data_vm_without_backups_is_refused_in_staging_and_prod(ctx: StackContext) -> None:
     assert messages("data-vm-backups", data_vm("redis", backups=False), ctx) == [
-        f"data VM redis-0 (redis) in {ctx.stack} has backups_enabled off; the Backup Service is required"
+        f"data VM redis-0 (redis) in {ctx.stack} ({ctx.environment}) has backups_enabled off; "
+        "the Backup Service is required"
     ]
 
 
@@ -260,14 +263,14 @@ def test_image_pinning(image: str, pinned: bool) -> None:
 
 def test_ingress_without_tls_is_refused_in_staging_and_prod_but_not_dev() -> None:
     assert messages("ingress-tls", ingress(None), STAGING) == [
-        "Ingress app in staging has no TLS section; staging and prod serve HTTPS only"]
+        "Ingress app in qa has no TLS section; a staging environment serves HTTPS only"]
     assert messages("ingress-tls", ingress(None), DEV) == []
 
 
 def test_ingress_tls_must_cover_every_host() -> None:
     partial = ingress([{"hosts": ["other.example.com"], "secretName": "other-tls"}])
     assert messages("ingress-tls", partial) == [
-        "Ingress app in prod: host app.example.com is not covered by any TLS entry"]
+        "Ingress app in live: host app.example.com is not covered by any TLS entry"]
     assert messages("ingress-tls", ingress([{"hosts": ["app.example.com"], "secretName": "app-tls"}])) == []
 
 
@@ -327,31 +330,32 @@ def test_unknown_secretness_is_not_reported() -> None:
 
 def test_stack_over_budget_is_refused_with_the_figures() -> None:
     views = [ResourceView(rules.INSTANCE, f"db-{i}", {"type": "g6-dedicated-8"}) for i in range(3)]
-    ctx = StackContext("dev", BudgetSettings(monthly_eur=100))
+    ctx = DEV
     found = list(rules.check_cost_within_budget(views, ctx))
     total_usd = 3 * 144.0
     total_eur = round(total_usd * ctx.budget.usd_to_eur.eur_per_usd, 2)  # type: ignore[union-attr]
     assert found == [
-        f"stack dev is estimated at {total_eur:.2f} EUR/month (${total_usd:.2f}), over its budget of "
+        f"stack scratch is estimated at {total_eur:.2f} EUR/month (${total_usd:.2f}), over its budget of "
         f"100.00 EUR (+0.00 allowed) by {total_eur - 100:.2f} EUR"
     ]
-    assert list(rules.check_cost_within_budget(views, StackContext("dev", BudgetSettings(monthly_eur=500)))) == []
+    roomy = dataclasses.replace(DEV, budget=BudgetSettings(monthly_eur=500))
+    assert list(rules.check_cost_within_budget(views, roomy)) == []
 
 
 def test_autoscaling_ceiling_over_budget_is_an_advisory_finding() -> None:
     cluster = ResourceView("linode:index/lkeCluster:LkeCluster", "lke", {
         "pools": [{"type": "g6-standard-4", "count": 2, "autoscaler": {"min": 2, "max": 10}}]})  # $96..$480
-    ctx = StackContext("prod", BudgetSettings(monthly_eur=300))
+    ctx = dataclasses.replace(PROD, budget=BudgetSettings(monthly_eur=300))
     result = rules.evaluate([cluster], ctx)
     assert result.mandatory == ()
     assert [(f.rule, f.enforcement) for f in result.findings] == [("monthly-cost-ceiling-within-budget", "advisory")]
     assert "at its autoscaling ceiling would cost" in result.findings[0].message
-    assert rules.evaluate([cluster], StackContext("prod", BudgetSettings(monthly_eur=600))).findings == ()
+    assert rules.evaluate([cluster], dataclasses.replace(PROD, budget=BudgetSettings(monthly_eur=600))).findings == ()
 
 
 def test_stack_without_budget_or_with_unknown_plan_is_refused() -> None:
-    assert list(rules.check_cost_within_budget([], StackContext("dev"))) == [
-        "stack dev has no platform-infra:budget; every stack needs a monthly budget"]
+    assert list(rules.check_cost_within_budget([], dataclasses.replace(DEV, budget=None))) == [
+        "stack scratch has no platform-infra:budget; every stack needs a monthly budget"]
     unknown = [ResourceView(rules.INSTANCE, "vm", {"type": "g9-imaginary-1"})]
     assert "cannot estimate the monthly cost" in next(iter(rules.check_cost_within_budget(unknown, DEV)))
 
@@ -362,7 +366,7 @@ def test_evaluate_reports_rule_resource_and_enforcement() -> None:
         ("firewall-inbound-drop", "linode:index/firewall:Firewall::data-fw", "mandatory")]
 
 
-def test_harness_records_are_adapted_with_their_secrets() -> None:
+def test_offline_engine_records_are_adapted_with_their_secrets() -> None:
     class Record:
         type = rules.INSTANCE
         name = "vm"
@@ -415,9 +419,9 @@ def test_pack_reports_a_mandatory_violation_for_a_bad_resource() -> None:
     response = _servicer(PROD).Analyze(request, None)
     # pulumi-policy prefixes the policy's description to the message.
     found = {(d.policyName, d.message.splitlines()[-1]) for d in response.diagnostics}
-    assert ("stateful-protected-in-prod", "mariadb-0 holds mariadb data in prod and is not protected; "
-            "set protect=True so a change cannot delete or replace it") in found
-    assert ("data-vm-backups", "data VM mariadb-0 (mariadb) in prod has backups_enabled off; "
+    assert ("stateful-protected-in-prod", "mariadb-0 holds mariadb data in live (production) and is not "
+            "protected; set protect=True so a change cannot delete or replace it") in found
+    assert ("data-vm-backups", "data VM mariadb-0 (mariadb) in live (production) has backups_enabled off; "
             "the Backup Service is required") in found
     assert all(d.enforcementLevel == proto.MANDATORY for d in response.diagnostics)
 
@@ -499,8 +503,10 @@ def running_pack() -> Any:
     env = {
         **os.environ,
         # What the CLI hands an analyzer: project, stack and the stack's config.
-        "PULUMI_PROJECT": "platform-infra", "PULUMI_STACK": "prod", "PULUMI_DRY_RUN": "true",
-        "PULUMI_CONFIG": json.dumps({"platform-infra:budget": json.dumps({"monthly_eur": 50})}),
+        # A stack named unlike any kind: the config's environment decides what the rules expect.
+        "PULUMI_PROJECT": "platform-infra", "PULUMI_STACK": "eu-live", "PULUMI_DRY_RUN": "true",
+        "PULUMI_CONFIG": json.dumps({"platform-infra:environment": "production",
+                                     "platform-infra:budget": json.dumps({"monthly_eur": 50})}),
     }
     process = subprocess.Popen([sys.executable, str(root / "policy" / "__main__.py")], cwd=root / "policy",
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)

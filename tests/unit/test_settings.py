@@ -10,6 +10,8 @@ import pytest
 
 from components.linode.catalog import IMAGES, PLANS, VPC_REGIONS
 from components.settings import SettingsError, StackSettings, load_settings
+from components.settings.environment import STACK_NAME_ALLOWED
+from tests.helpers import STACKS
 from tools.offline import PROJECT, stack_values
 
 
@@ -33,7 +35,7 @@ def network(stack: str) -> dict[str, Any]:
 REGIONS = ", ".join(sorted(VPC_REGIONS))
 
 
-@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
+@pytest.mark.parametrize("stack", STACKS)
 def test_each_real_stack_file_loads(stack: str) -> None:
     settings = load(stack)
     assert settings.stack == stack
@@ -136,7 +138,7 @@ def test_data_subnet_too_small_for_the_address_plan_is_refused() -> None:
 def test_world_open_admin_access_is_refused_in_prod() -> None:
     assert error_of("prod", admin_cidrs=["0.0.0.0/0"]) == (
         "platform-infra:admin_cidrs: got '0.0.0.0/0'; allowed: specific operator CIDRs; "
-        "0.0.0.0/0 and ::/0 are refused in prod"
+        "0.0.0.0/0 and ::/0 are refused in a production environment"
     )
     assert "::/0" in error_of("prod", admin_cidrs=["::/0"])
 
@@ -188,9 +190,41 @@ def test_misspelled_key_is_named_not_ignored() -> None:
     ]
 
 
-def test_unknown_stack_name_is_refused() -> None:
-    with pytest.raises(SettingsError, match=r"^stack: got 'qa'; allowed: one of dev, staging, prod$"):
-        load_settings(PROJECT, "qa", stack_values("dev"))
+def test_any_sane_stack_name_is_a_stack_and_its_config_says_what_kind() -> None:
+    settings = load_settings(PROJECT, "qa-eu2", {**stack_values("staging"), "environment": "staging"})
+    assert settings.stack == "qa-eu2" and settings.environment == "staging"
+    assert settings.label("mariadb", 0) == "platform-infra-qa-eu2-mariadb-0"
+
+
+@pytest.mark.parametrize("stack", ["QA", "my_stack", "-qa", "qa-", "a--b", "9lives", "x" * 21, ""])
+def test_a_stack_name_linode_labels_cannot_carry_is_refused(stack: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(PROJECT, stack, stack_values("staging"))
+    assert str(caught.value) == f"stack: got {stack!r}; {STACK_NAME_ALLOWED}"
+
+
+def test_missing_environment_names_the_key_and_the_kinds() -> None:
+    values = stack_values("staging")
+    del values["environment"]
+    with pytest.raises(SettingsError) as caught:
+        load_settings(PROJECT, "staging", values)
+    assert str(caught.value) == (
+        "platform-infra:environment: missing; allowed: one of development, staging, production"
+    )
+
+
+def test_unknown_environment_names_key_value_and_the_kinds() -> None:
+    assert error_of("staging", environment="prod") == (
+        "platform-infra:environment: got 'prod'; allowed: one of development, staging, production"
+    )
+
+
+@pytest.mark.parametrize(
+    ("environment", "protected"), [("development", False), ("staging", False), ("production", True)]
+)
+def test_the_environment_kind_not_the_name_decides_protection(environment: str, protected: bool) -> None:
+    values = {**stack_values("staging"), "environment": environment}
+    assert load_settings(PROJECT, "scratch", values).production is protected
 
 
 def test_labels_and_tags_follow_the_naming_scheme() -> None:

@@ -9,7 +9,6 @@ import pytest
 
 from components.data.connections import DataConnections
 from components.data.mariadb.cluster import MariaDbConnection
-from components.data.rabbitmq.cluster import RabbitMqConnection
 from components.data.redis.cluster import RedisConnection
 from components.kubernetes.manifests import (
     CA_KEY,
@@ -20,38 +19,8 @@ from components.kubernetes.manifests import (
     cluster_issuer_name,
     connection_settings,
 )
-from components.settings.kubernetes import LKE_VERSIONS, KubernetesSettings
-
-# A plain value where the contract has an Output: pure code never reads it, and a module-level
-# Output would outlive the Pulumi runtime of the test that created it.
-PASSWORD: Any = "unused-in-pure-code"
-
-
-def sample_connections(tls: bool, nodes: int = 3) -> DataConnections:
-    db = tuple(f"10.30.1.{10 + i}" for i in range(nodes))
-    redis = tuple(f"10.30.1.{20 + i}" for i in range(nodes))
-    mq = tuple(f"10.30.1.{30 + i}" for i in range(nodes))
-    sentinel = nodes >= 3
-    return DataConnections(
-        services={
-            "mariadb": MariaDbConnection(
-                hosts=db, primary_host=db[0], port=3306, database="app", user="app", password=PASSWORD, tls=tls
-            ),
-            "redis": RedisConnection(
-                hosts=redis,
-                primary_host=redis[0],
-                port=6379,
-                sentinel_port=26379 if sentinel else None,
-                sentinel_master="platform" if sentinel else None,
-                password=PASSWORD,
-                tls=tls,
-            ),
-            "rabbitmq": RabbitMqConnection(
-                hosts=mq, port=5671 if tls else 5672, vhost="app", user="app", password=PASSWORD, tls=tls
-            ),
-        },
-        ca_certificate=PASSWORD if tls else None,
-    )
+from components.settings.kubernetes import KubernetesSettings
+from tests.helpers import prod_like_settings, sample_connections
 
 
 def primary(connections: DataConnections, role: str) -> str:
@@ -59,37 +28,6 @@ def primary(connections: DataConnections, role: str) -> str:
     connection = connections.services[role]
     assert isinstance(connection, MariaDbConnection | RedisConnection)
     return connection.primary_host
-
-
-def prod_like_settings(tls_mode: str = "letsencrypt-production", tier: str = "enterprise") -> KubernetesSettings:
-    tls: dict[str, Any] = {"mode": tls_mode}
-    if tls_mode != "none":
-        tls["acme_email"] = "ops@example.com"
-    return KubernetesSettings.model_validate(
-        {
-            "tier": tier,
-            "version": LKE_VERSIONS[tier][-1],
-            "tls": tls,
-            "workloads": [
-                {
-                    "name": "api",
-                    "image": "registry.example.com/loopi-api:1.0.0",
-                    "port": 8080,
-                    "min_replicas": 3,
-                    "max_replicas": 10,
-                    "readiness_path": "/ready",
-                    "liveness_path": "/health",
-                    "ingress": {"host": "api.example.com"},
-                },
-                {
-                    "name": "worker",
-                    "image": "registry.example.com/loopi-worker@sha256:" + "b" * 64,
-                    "replicas": 1,
-                    "health_command": ["/app/healthcheck"],
-                },
-            ],
-        }
-    )
 
 
 def render(settings: KubernetesSettings, tls: bool = True) -> list[dict[str, Any]]:

@@ -10,13 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.stacks.test_foundation_per_stack import DATA_ROLES, instances, program, role_of
+from tests.helpers import DATA_ROLES, STACKS, ProgramRuns, instances, role_of
 from tools.offline import assert_valid_cloud_config, unwrap_secret
 
 
-@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
-def test_user_data_of_every_other_vm_passes_cloud_init_schema(stack: str, tmp_path: Path) -> None:
-    vms = [vm for vm in instances(program(stack)) if role_of(vm) not in DATA_ROLES]
+@pytest.mark.parametrize("stack", STACKS)
+def test_user_data_of_every_other_vm_passes_cloud_init_schema(
+    stack: str, tmp_path: Path, program_runs: ProgramRuns
+) -> None:
+    vms = [vm for vm in instances(program_runs[stack]) if role_of(vm) not in DATA_ROLES]
     assert vms, "the bastion at least"
     for vm in vms:
         metadatas, _ = unwrap_secret(vm.inputs["metadatas"])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +19,9 @@ from components.data.rabbitmq.config import (
 )
 from components.data.redis.config import REDIS_TLS_FILES, RedisNodeArgs, redis_cloud_config
 from components.foundation.cloud_init import BaseHardening, base_cloud_config, merge_cloud_configs, render_cloud_config
-from tools.offline import ProgramRun, ResourceRecord, assert_valid_cloud_config, run_program, unwrap_secret
+from tests.helpers import STACKS, ProgramRuns, data_vms, settings_of
+from tools.offline import assert_valid_cloud_config, unwrap_secret
 
-DATA_ROLES = ("mariadb", "redis", "rabbitmq")
 ADDRESSES = [f"10.0.1.{10 + i}" for i in range(5)]
 MATERIAL = TlsMaterial(
     ca_pem="-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n",
@@ -32,24 +31,12 @@ MATERIAL = TlsMaterial(
 BASE = base_cloud_config(BaseHardening(ssh_keys=["ssh-ed25519 AAAAC3Nza test"], hostname="data"))
 
 
-@cache
-def program(stack: str) -> ProgramRun:
-    return run_program(stack)
-
-
-def data_vms(run: ProgramRun) -> list[ResourceRecord]:
-    return [
-        r
-        for r in run.of_type("linode:index/instance:Instance")
-        if any(tag in (f"role:{role}" for role in DATA_ROLES) for tag in r.inputs.get("tags", []))
-    ]
-
-
-@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
-def test_user_data_of_every_data_vm_is_secret_and_passes_cloud_init_schema(stack: str, tmp_path: Path) -> None:
-    vms = data_vms(program(stack))
-    expected = {"dev": 3, "staging": 6, "prod": 9}[stack]
-    assert len(vms) == expected
+@pytest.mark.parametrize("stack", STACKS)
+def test_user_data_of_every_data_vm_is_secret_and_passes_cloud_init_schema(
+    stack: str, tmp_path: Path, program_runs: ProgramRuns
+) -> None:
+    vms = data_vms(program_runs[stack])
+    assert len(vms) == settings_of(stack).data.vm_count
     for vm in vms:
         metadatas, secret = unwrap_secret(vm.inputs["metadatas"])
         assert secret, f"{vm.name}: user data carries credentials and must be a secret"

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +30,9 @@ from components.data.redis.cluster import RedisConnection
 from components.data.services import stack_address_plan
 from components.foundation.reach import app_source_cidrs
 from components.settings import StackSettings
-from tools.offline import ROOT, SECRET_SIG, ResourceRecord, load_stack_settings, run_program
+from tests.helpers import STACKS, ProgramRuns
+from tools.offline import ROOT, SECRET_SIG, ProgramRun, load_stack_settings
 
-STACKS = ("dev", "staging", "prod")
 CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"
 CHECKOV_CONFIG = Path(__file__).with_name("checkov-kubernetes.yaml")
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
@@ -207,12 +206,6 @@ def connections_for(settings: StackSettings) -> DataConnections:
     )
 
 
-@cache
-def tier_records(stack: str) -> tuple[ResourceRecord, ...]:
-    """Every resource of the whole program for this stack, under mocks: what `pulumi up` declares."""
-    return tuple(run_program(stack).resources)
-
-
 def _normal(value: Any) -> Any:
     """Undo the wire form: secrets unwrapped, integral floats back to ints (JSON numbers are doubles)."""
     if isinstance(value, dict):
@@ -226,9 +219,10 @@ def _normal(value: Any) -> Any:
     return value
 
 
-def manifests(stack: str) -> list[dict[str, Any]]:
+def manifests(run: ProgramRun) -> list[dict[str, Any]]:
+    """Every Kubernetes object of the whole program's run, as `pulumi up` would declare it."""
     objects = []
-    for record in tier_records(stack):
+    for record in run.resources:
         if not record.type.startswith("kubernetes:") or record.type == HELM_RELEASE:
             continue
         objects.append(_normal(record.inputs))
@@ -240,9 +234,9 @@ def _validate_builtin(obj: dict[str, Any], version: str) -> None:
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_every_declared_object_passes_strict_schema_validation(stack: str) -> None:
+def test_every_declared_object_passes_strict_schema_validation(stack: str, program_runs: ProgramRuns) -> None:
     version = f"{settings_for(stack).kubernetes.kubernetes_minor}.0"
-    objects = manifests(stack)
+    objects = manifests(program_runs[stack])
     assert len(objects) >= 15  # namespaces, guardrails, policies, secret, workloads
     for obj in objects:
         key = (obj["apiVersion"], obj["kind"])
@@ -258,8 +252,8 @@ def test_kubernetes_validate_catches_what_strict_mode_is_for() -> None:
         _validate_builtin(bad, "1.31.0")
 
 
-def test_only_helm_releases_and_declared_custom_kinds_escape_the_builtin_schemas() -> None:
-    kinds = {r.type for stack in STACKS for r in tier_records(stack) if r.type.startswith("kubernetes:")}
+def test_only_helm_releases_and_declared_custom_kinds_escape_the_builtin_schemas(program_runs: ProgramRuns) -> None:
+    kinds = {r.type for stack in STACKS for r in program_runs[stack].resources if r.type.startswith("kubernetes:")}
     custom = {t for t in kinds if t.split(":")[1].split("/")[0] in ("traefik.io", "cert-manager.io", "helm.sh")}
     assert custom == {
         "kubernetes:traefik.io/v1alpha1:Middleware",
@@ -296,8 +290,10 @@ def checkov_summary(directory: Path) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_checkov_reports_no_failed_check_on_the_workloads(stack: str, tmp_path: Path) -> None:
-    for index, obj in enumerate(manifests(stack)):
+def test_checkov_reports_no_failed_check_on_the_workloads(
+    stack: str, tmp_path: Path, program_runs: ProgramRuns
+) -> None:
+    for index, obj in enumerate(manifests(program_runs[stack])):
         (tmp_path / f"{index:03d}-{obj['kind'].lower()}.yaml").write_text(yaml.safe_dump(obj))
     report = checkov_summary(tmp_path)
     failed = [(f["check_id"], f["resource"]) for f in report["failed"]]
@@ -306,10 +302,10 @@ def test_checkov_reports_no_failed_check_on_the_workloads(stack: str, tmp_path: 
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_data_egress_policy_mirrors_the_sources_the_data_firewalls_admit(stack: str) -> None:
+def test_data_egress_policy_mirrors_the_sources_the_data_firewalls_admit(stack: str, program_runs: ProgramRuns) -> None:
     settings = settings_for(stack)
     plan = stack_address_plan(settings.network)
-    (policy,) = [o for o in manifests(stack) if o["metadata"]["name"] == "allow-data-tier-egress"]
+    (policy,) = [o for o in manifests(program_runs[stack]) if o["metadata"]["name"] == "allow-data-tier-egress"]
     destinations = connections_for(settings).destinations()
     (source,) = app_source_cidrs(settings.kubernetes, plan)
     allowed = {

@@ -95,7 +95,7 @@ def test_pull_request_posts_one_offline_preview_comment_found_by_its_marker() ->
     workflow = _load("pull-request.yml")
     job = workflow["jobs"]["offline-preview"]
     run = "\n".join(step.get("run", "") for step in job["steps"])
-    assert "tools.preview --stack dev --stack staging --stack prod" in run and "--format markdown" in run
+    assert "tools.preview --all" in run and "--format markdown" in run  # every Pulumi.<stack>.yaml
     script = next(step["with"]["script"] for step in job["steps"] if "github-script" in step.get("uses", ""))
     assert COMMENT_MARKER in script
     assert "updateComment" in script and "createComment" in script
