@@ -58,7 +58,9 @@ SENSITIVE_PORTS: dict[int, str] = {
     9104: "mysqld_exporter", 9121: "redis_exporter", 9090: "Prometheus", 9093: "Alertmanager",
     9094: "Alertmanager cluster", 10250: "kubelet", 2379: "etcd", 2380: "etcd peer",
 }
-DATA_ROLES = frozenset({"mariadb", "redis", "rabbitmq"})
+# Data VMs are the children of the data tier's clusters, whatever service they run: their
+# parent's URN carries the data tier's type token (components/data/services.py registers them).
+DATA_TIER_TOKEN = "platform:data:"
 
 # Keys whose string value is a credential; names of references to credentials are fine.
 CREDENTIAL_KEY = re.compile(r"(?i)(password|passwd|passphrase|secret|token|private_?key|api_?key|root_?pass)")
@@ -91,6 +93,7 @@ class ResourceView:
     # hands secrets to policies as plain values, see pulumi/pulumi-policy#241).
     secret_paths: frozenset[str] | None = None
     parent: str | None = None
+    urn: str | None = None  # carries the type of every ancestor, parent included
 
     @property
     def tags(self) -> frozenset[str]:
@@ -102,6 +105,10 @@ class ResourceView:
             if tag.startswith("role:"):
                 return tag.split(":", 1)[1]
         return None
+
+    @property
+    def in_data_tier(self) -> bool:
+        return DATA_TIER_TOKEN in (self.parent or "") or DATA_TIER_TOKEN in (self.urn or "")
 
     @property
     def ref(self) -> str:
@@ -257,7 +264,7 @@ def check_no_public_sensitive_port(view: ResourceView, ctx: StackContext) -> Ite
 def check_stateful_protected(view: ResourceView, ctx: StackContext) -> Iterator[str]:
     if not ctx.expects.protect_stateful:
         return
-    if view.type == INSTANCE and view.role in DATA_ROLES:
+    if view.type == INSTANCE and view.in_data_tier:
         what = f"{view.role} data"
     elif view.type == VOLUME:
         what = "volume data"
@@ -271,7 +278,7 @@ def check_stateful_protected(view: ResourceView, ctx: StackContext) -> Iterator[
 
 
 def check_data_vm_backups(view: ResourceView, ctx: StackContext) -> Iterator[str]:
-    if not ctx.expects.backups or view.type != INSTANCE or view.role not in DATA_ROLES:
+    if not ctx.expects.backups or view.type != INSTANCE or not view.in_data_tier:
         return
     if not view.inputs.get("backupsEnabled"):
         yield (f"data VM {view.name} ({view.role}) in {ctx.stack} ({ctx.environment}) has backups_enabled off; "
@@ -537,6 +544,7 @@ def view_from_record(record: Any) -> ResourceView:
         protect=bool(getattr(record, "protect", False)),
         secret_paths=secret_paths,
         parent=getattr(record, "parent", None),
+        urn=getattr(record, "urn", None),
     )
 
 
@@ -577,6 +585,7 @@ def view_from_policy(resource: Any) -> ResourceView:
         protect=bool(getattr(opts, "protect", False)),
         secret_paths=None,
         parent=getattr(opts, "parent", None),
+        urn=getattr(resource, "urn", None),
     )
 
 

@@ -91,7 +91,7 @@ def test_preview_exits_non_zero_on_a_budget_overrun(tmp_path: Path, monkeypatch:
 def test_credentials_rule_sees_the_data_vms_passwords_and_finds_them_secret(
     stack: str, program_runs: ProgramRuns
 ) -> None:
-    data_vms = [v for v in views(program_runs[stack]) if v.type == rules.INSTANCE and v.role in rules.DATA_ROLES]
+    data_vms = [v for v in views(program_runs[stack]) if v.type == rules.INSTANCE and v.in_data_tier]
     assert data_vms
     for view in data_vms:
         # The rendered cloud-config of every data VM carries a credential (server or exporter

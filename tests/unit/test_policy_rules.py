@@ -47,13 +47,23 @@ def firewall(inbound_policy: str = "DROP", inbounds: list[dict[str, Any]] | None
     }, secret_paths=frozenset())
 
 
+# The component each kind of VM belongs to (its parent's type token).
+TOKENS = {"bastion": "platform:compute:Bastion"}
+
+
+def vm_urn(role: str, cluster: str = "platform:data:Cluster") -> str:
+    """A VM's URN: the types of its ancestors, then its own (what the engine hands the pack)."""
+    return f"urn:pulumi:prod::platform-infra::{cluster}$linode:index/instance:Instance::{role}-0"
+
+
 def data_vm(role: str = "mariadb", *, protect: bool = True, backups: bool = True,
             user_data: str = "I2Nsb3VkLWNvbmZpZwo=", secret_paths: frozenset[str] | None = None) -> ResourceView:
     return ResourceView(rules.INSTANCE, f"{role}-0", {
         "label": f"platform-infra-prod-{role}-0", "type": "g6-dedicated-4", "region": "eu-central",
         "backupsEnabled": backups, "tags": ["platform-infra", "env:prod", f"role:{role}"],
         "metadatas": [{"userData": user_data}], "firewallId": 61234,
-    }, protect=protect, secret_paths=frozenset({"metadatas"}) if secret_paths is None else secret_paths)
+    }, protect=protect, secret_paths=frozenset({"metadatas"}) if secret_paths is None else secret_paths,
+       urn=vm_urn(role, TOKENS.get(role, "platform:data:Cluster")))
 
 
 def good_container(**overrides: Any) -> dict[str, Any]:
@@ -411,7 +421,7 @@ def test_pack_declares_every_rule_once_with_its_enforcement() -> None:
 
 def test_pack_reports_a_mandatory_violation_for_a_bad_resource() -> None:
     request = proto.AnalyzeRequest(
-        type=rules.INSTANCE, name="mariadb-0", urn="urn:pulumi:prod::platform-infra::mariadb-0",
+        type=rules.INSTANCE, name="mariadb-0", urn=vm_urn("mariadb"),
         properties=_struct({"type": "g6-dedicated-4", "backupsEnabled": False,
                             "tags": ["role:mariadb"], "firewallId": 61234}),
         options=proto.AnalyzerResourceOptions(protect=False),
@@ -428,7 +438,7 @@ def test_pack_reports_a_mandatory_violation_for_a_bad_resource() -> None:
 
 def test_pack_passes_a_good_resource() -> None:
     request = proto.AnalyzeRequest(
-        type=rules.INSTANCE, name="mariadb-0", urn="urn:x",
+        type=rules.INSTANCE, name="mariadb-0", urn=vm_urn("mariadb"),
         properties=_struct({"type": "g6-dedicated-4", "backupsEnabled": True, "tags": ["role:mariadb"],
                             "firewallId": 61234}),
         options=proto.AnalyzerResourceOptions(protect=True),
@@ -439,7 +449,7 @@ def test_pack_passes_a_good_resource() -> None:
 def test_pack_judges_known_fields_while_other_inputs_are_unknown_during_preview() -> None:
     unknown_string = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
     vm = proto.AnalyzeRequest(
-        type=rules.INSTANCE, name="mariadb-0", urn="urn:mariadb-0",
+        type=rules.INSTANCE, name="mariadb-0", urn=vm_urn("mariadb"),
         properties=_struct({"type": "g6-dedicated-4", "backupsEnabled": True, "tags": ["role:mariadb"],
                             "firewallId": "3eeb2bf0-c639-47a8-9e75-3b44932eb421",
                             "metadatas": [{"userData": unknown_string}]}),
@@ -464,7 +474,7 @@ def test_pack_remediation_marks_credential_carrying_user_data_secret() -> None:
     user_data = _b64("#cloud-config\nruncmd: [echo 'masterauth hunter2' >> /etc/redis/redis.conf]\n")
     props = {"type": "g6-standard-2", "tags": ["role:redis"], "metadatas": [{"userData": user_data}],
              "label": "redis-0", "firewallId": 61234}
-    request = proto.AnalyzeRequest(type=rules.INSTANCE, name="redis-0", urn="urn:redis-0",
+    request = proto.AnalyzeRequest(type=rules.INSTANCE, name="redis-0", urn=vm_urn("redis"),
                                    properties=_struct(copy.deepcopy(props)),
                                    options=proto.AnalyzerResourceOptions(protect=True))
     response = _servicer(PROD).Remediate(request, None)
@@ -534,7 +544,7 @@ def test_pack_process_announces_every_policy(running_pack: Any) -> None:
 def test_pack_process_reads_the_stack_and_its_budget_from_the_engine(running_pack: Any) -> None:
     stub, _ = running_pack
     bad_vm = proto.AnalyzeRequest(
-        type=rules.INSTANCE, name="mariadb-0", urn="urn:mariadb-0",
+        type=rules.INSTANCE, name="mariadb-0", urn=vm_urn("mariadb"),
         properties=_struct({"type": "g6-dedicated-4", "backupsEnabled": True, "tags": ["role:mariadb"],
                             "firewallId": 61234}),
         options=proto.AnalyzerResourceOptions(protect=False))
