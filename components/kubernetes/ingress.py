@@ -22,6 +22,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_linode as linode
 
+from components.foundation.firewall import InboundRule, inbound_firewall
 from components.kubernetes.lke import NODEBALANCER_RANGE
 from components.kubernetes.manifests import StackContext, namespace_object
 from components.settings.kubernetes import IngressSettings
@@ -96,14 +97,11 @@ def traefik_values(settings: IngressSettings, firewall_id: Any = None) -> dict[s
     return values
 
 
-def nodebalancer_firewall_rules(public_cidrs: Sequence[str]) -> list[linode.FirewallInboundArgs]:
+def nodebalancer_firewall_rules(public_cidrs: Sequence[str]) -> list[InboundRule]:
+    """HTTP and HTTPS from the configured public sources; "the whole IPv4 internet" means IPv6 too."""
     ipv4 = [c for c in public_cidrs if ":" not in c]
     ipv6 = [c for c in public_cidrs if ":" in c] or (["::/0"] if "0.0.0.0/0" in ipv4 else [])
-    return [
-        linode.FirewallInboundArgs(
-            label="http-https", action="ACCEPT", protocol="TCP", ports="80,443", ipv4s=ipv4, ipv6s=ipv6 or None
-        )
-    ]
+    return [InboundRule("http-https", "TCP", "80,443", (*ipv4, *ipv6), public=True)]
 
 
 @dataclass(frozen=True)
@@ -129,14 +127,12 @@ class IngressController(pulumi.ComponentResource):
         firewall_id: pulumi.Input[str] | None = None
         if settings.load_balancer != "none":
             # Linode resource: the explicit Kubernetes provider is not inherited here.
-            self.firewall = linode.Firewall(
+            self.firewall = inbound_firewall(
                 f"{name}-nodebalancer",
-                label=args.firewall_label,
-                inbound_policy="DROP",
-                outbound_policy="ACCEPT",
-                inbounds=nodebalancer_firewall_rules(settings.public_cidrs),
-                tags=list(args.tags),
-                opts=pulumi.ResourceOptions(parent=self),
+                args.firewall_label,
+                nodebalancer_firewall_rules(settings.public_cidrs),
+                args.tags,
+                pulumi.ResourceOptions(parent=self),
             )
             firewall_id = self.firewall.id
         k8s_opts = pulumi.ResourceOptions(parent=self)
