@@ -24,7 +24,7 @@ import pulumi_linode as linode
 
 from components.foundation.firewall import InboundRule, inbound_firewall
 from components.kubernetes.lke import NODEBALANCER_RANGE
-from components.kubernetes.manifests import StackContext, namespace_object
+from components.kubernetes.objects import StackContext, namespace_object
 from components.settings.kubernetes import IngressSettings
 
 TRAEFIK_REPOSITORY = "https://traefik.github.io/charts"

@@ -12,14 +12,13 @@ custom resources, which the Ingress objects reference by annotation.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 from components.data.connections import DataConnections
+from components.kubernetes.objects import PART_OF, StackContext, common_labels, namespace_object, object_meta
 from components.settings.kubernetes import LINODE_PRIVATE_NETWORK, KubernetesSettings, WorkloadSettings
 
-PART_OF = "platform-infra"
 CONNECTION_SECRET = "data-connections"
 CA_KEY = "ca.crt"
 CA_MOUNT_DIR = "/etc/platform-ca"
@@ -44,20 +43,6 @@ SUPPRESS_DIGEST = (
 )
 
 
-@dataclass(frozen=True)
-class StackContext:
-    """Who the objects belong to: names and labels derived from project and stack."""
-
-    project: str
-    stack: str
-    ingress_class: str = "traefik"
-    cluster_issuer: str | None = None  # None: no TLS
-
-    @property
-    def tls(self) -> bool:
-        return self.cluster_issuer is not None
-
-
 def cluster_issuer_name(settings: KubernetesSettings) -> str | None:
     return None if settings.tls.mode == "none" else settings.tls.mode
 
@@ -71,28 +56,8 @@ def app_url(settings: KubernetesSettings) -> str | None:
     return f"{scheme}://{routes[0].host}{routes[0].path}"
 
 
-def common_labels(ctx: StackContext) -> dict[str, str]:
-    return {
-        "app.kubernetes.io/part-of": PART_OF,
-        "app.kubernetes.io/managed-by": "pulumi",
-        "platform.example/environment": ctx.stack,
-    }
-
-
 def workload_selector(workload: WorkloadSettings) -> dict[str, str]:
     return {"app.kubernetes.io/name": workload.name, "app.kubernetes.io/instance": workload.name}
-
-
-def _meta(name: str, namespace: str | None, ctx: StackContext, **extra: Any) -> dict[str, Any]:
-    meta: dict[str, Any] = {"name": name, "labels": dict(common_labels(ctx))}
-    if namespace is not None:
-        meta["namespace"] = namespace
-    for key, value in extra.items():
-        if key == "labels":
-            meta["labels"].update(value)
-        elif value:
-            meta[key] = value
-    return meta
 
 
 def _skip_annotations(skips: Sequence[tuple[str, str]]) -> dict[str, str]:
@@ -100,23 +65,6 @@ def _skip_annotations(skips: Sequence[tuple[str, str]]) -> dict[str, str]:
 
 
 # --- namespace ---------------------------------------------------------------------------------
-
-
-def pod_security_labels(kubernetes_minor: str) -> dict[str, str]:
-    """Pod Security Admission: enforce, audit and warn on the `restricted` profile."""
-    labels: dict[str, str] = {}
-    for mode in ("enforce", "audit", "warn"):
-        labels[f"pod-security.kubernetes.io/{mode}"] = "restricted"
-        labels[f"pod-security.kubernetes.io/{mode}-version"] = f"v{kubernetes_minor}"
-    return labels
-
-
-def namespace_object(name: str, kubernetes_minor: str, ctx: StackContext) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Namespace",
-        "metadata": _meta(name, None, ctx, labels=pod_security_labels(kubernetes_minor)),
-    }
 
 
 def namespace_guardrails(settings: KubernetesSettings, ctx: StackContext) -> list[dict[str, Any]]:
@@ -128,7 +76,7 @@ def namespace_guardrails(settings: KubernetesSettings, ctx: StackContext) -> lis
         {
             "apiVersion": "v1",
             "kind": "ResourceQuota",
-            "metadata": _meta("app-quota", ns.name, ctx),
+            "metadata": object_meta("app-quota", ns.name, ctx),
             "spec": {
                 "hard": {
                     "requests.cpu": quota.requests_cpu,
@@ -142,7 +90,7 @@ def namespace_guardrails(settings: KubernetesSettings, ctx: StackContext) -> lis
         {
             "apiVersion": "v1",
             "kind": "LimitRange",
-            "metadata": _meta("container-defaults", ns.name, ctx),
+            "metadata": object_meta("container-defaults", ns.name, ctx),
             "spec": {
                 "limits": [
                     {
@@ -173,13 +121,13 @@ def network_policies(
         {
             "apiVersion": "networking.k8s.io/v1",
             "kind": "NetworkPolicy",
-            "metadata": _meta("default-deny-all", ns, ctx),
+            "metadata": object_meta("default-deny-all", ns, ctx),
             "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
         },
         {
             "apiVersion": "networking.k8s.io/v1",
             "kind": "NetworkPolicy",
-            "metadata": _meta("allow-dns-egress", ns, ctx),
+            "metadata": object_meta("allow-dns-egress", ns, ctx),
             "spec": {
                 "podSelector": {},
                 "policyTypes": ["Egress"],
@@ -210,7 +158,7 @@ def network_policies(
             {
                 "apiVersion": "networking.k8s.io/v1",
                 "kind": "NetworkPolicy",
-                "metadata": _meta(f"allow-ingress-controller-to-{workload.name}", ns, ctx),
+                "metadata": object_meta(f"allow-ingress-controller-to-{workload.name}", ns, ctx),
                 "spec": {
                     "podSelector": {"matchLabels": workload_selector(workload)},
                     "policyTypes": ["Ingress"],
@@ -224,7 +172,7 @@ def network_policies(
             {
                 "apiVersion": "networking.k8s.io/v1",
                 "kind": "NetworkPolicy",
-                "metadata": _meta("allow-ingress-controller-to-acme-solver", ns, ctx),
+                "metadata": object_meta("allow-ingress-controller-to-acme-solver", ns, ctx),
                 "spec": {
                     "podSelector": {"matchLabels": dict(ACME_SOLVER_LABEL)},
                     "policyTypes": ["Ingress"],
@@ -238,7 +186,7 @@ def network_policies(
             {
                 "apiVersion": "networking.k8s.io/v1",
                 "kind": "NetworkPolicy",
-                "metadata": _meta("allow-data-tier-egress", ns, ctx),
+                "metadata": object_meta("allow-data-tier-egress", ns, ctx),
                 "spec": {
                     "podSelector": {"matchLabels": part_of},
                     "policyTypes": ["Egress"],
@@ -319,7 +267,7 @@ def connection_secret(namespace: str, ctx: StackContext, data: Mapping[str, str]
         "apiVersion": "v1",
         "kind": "Secret",
         "type": "Opaque",
-        "metadata": _meta(CONNECTION_SECRET, namespace, ctx),
+        "metadata": object_meta(CONNECTION_SECRET, namespace, ctx),
         "stringData": dict(data),
     }
 
@@ -460,7 +408,7 @@ def deployment(
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": _meta(workload.name, namespace, ctx, labels=selector, annotations=_skip_annotations(skips)),
+        "metadata": object_meta(workload.name, namespace, ctx, labels=selector, annotations=_skip_annotations(skips)),
         "spec": spec,
     }
 
@@ -469,7 +417,7 @@ def service_account(workload: WorkloadSettings, namespace: str, ctx: StackContex
     return {
         "apiVersion": "v1",
         "kind": "ServiceAccount",
-        "metadata": _meta(workload.name, namespace, ctx, labels=workload_selector(workload)),
+        "metadata": object_meta(workload.name, namespace, ctx, labels=workload_selector(workload)),
         "automountServiceAccountToken": False,
     }
 
@@ -478,7 +426,7 @@ def service(workload: WorkloadSettings, namespace: str, ctx: StackContext) -> di
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": _meta(workload.name, namespace, ctx, labels=workload_selector(workload)),
+        "metadata": object_meta(workload.name, namespace, ctx, labels=workload_selector(workload)),
         "spec": {
             "type": "ClusterIP",
             "selector": workload_selector(workload),
@@ -491,7 +439,7 @@ def autoscaler(workload: WorkloadSettings, namespace: str, ctx: StackContext) ->
     return {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",
-        "metadata": _meta(workload.name, namespace, ctx, labels=workload_selector(workload)),
+        "metadata": object_meta(workload.name, namespace, ctx, labels=workload_selector(workload)),
         "spec": {
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": workload.name},
             "minReplicas": workload.min_replicas,
@@ -516,7 +464,7 @@ def disruption_budget(workload: WorkloadSettings, namespace: str, ctx: StackCont
     return {
         "apiVersion": "policy/v1",
         "kind": "PodDisruptionBudget",
-        "metadata": _meta(workload.name, namespace, ctx, labels=workload_selector(workload)),
+        "metadata": object_meta(workload.name, namespace, ctx, labels=workload_selector(workload)),
         "spec": {"maxUnavailable": 1, "selector": {"matchLabels": workload_selector(workload)}},
     }
 
@@ -547,13 +495,13 @@ def edge_middlewares(settings: KubernetesSettings, ctx: StackContext) -> list[di
         {
             "apiVersion": MIDDLEWARE_API,
             "kind": "Middleware",
-            "metadata": _meta("security-headers", ns, ctx),
+            "metadata": object_meta("security-headers", ns, ctx),
             "spec": {"headers": headers},
         },
         {
             "apiVersion": MIDDLEWARE_API,
             "kind": "Middleware",
-            "metadata": _meta("rate-limit", ns, ctx),
+            "metadata": object_meta("rate-limit", ns, ctx),
             # No sourceCriterion: Traefik keys the limit on the client address (RemoteAddr),
             # which the NodeBalancer's PROXY protocol header makes the real client.
             "spec": {"rateLimit": {"average": rate.requests_per_second, "period": "1s", "burst": rate.burst}},
@@ -561,7 +509,7 @@ def edge_middlewares(settings: KubernetesSettings, ctx: StackContext) -> list[di
         {
             "apiVersion": MIDDLEWARE_API,
             "kind": "Middleware",
-            "metadata": _meta("compress", ns, ctx),
+            "metadata": object_meta("compress", ns, ctx),
             "spec": {"compress": {"minResponseBodyBytes": 1024}},
         },
     ]
@@ -571,7 +519,7 @@ def edge_middlewares(settings: KubernetesSettings, ctx: StackContext) -> list[di
             {
                 "apiVersion": MIDDLEWARE_API,
                 "kind": "Middleware",
-                "metadata": _meta("redirect-https", ns, ctx),
+                "metadata": object_meta("redirect-https", ns, ctx),
                 "spec": {"redirectScheme": {"scheme": "https", "permanent": True}},
             },
         )
@@ -606,7 +554,9 @@ def ingress(workload: WorkloadSettings, namespace: str, ctx: StackContext) -> di
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "Ingress",
-        "metadata": _meta(workload.name, namespace, ctx, labels=workload_selector(workload), annotations=annotations),
+        "metadata": object_meta(
+            workload.name, namespace, ctx, labels=workload_selector(workload), annotations=annotations
+        ),
         "spec": spec,
     }
 

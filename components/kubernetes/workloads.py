@@ -17,12 +17,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.data.connections import DataConnections
-from components.kubernetes.manifests import (
-    CONNECTION_SECRET,
-    StackContext,
-    application_objects,
-    connection_settings,
-)
+from components.kubernetes.manifests import CONNECTION_SECRET, application_objects, connection_settings
+from components.kubernetes.objects import StackContext
 from components.settings.kubernetes import KubernetesSettings
 
 TYPED_KINDS: dict[tuple[str, str], Any] = {

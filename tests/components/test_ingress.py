@@ -8,7 +8,7 @@ import pytest
 
 from components.kubernetes.cert_manager import ACME_DIRECTORIES, CertManager, CertManagerArgs
 from components.kubernetes.ingress import IngressController, IngressControllerArgs, nodebalancer_firewall_rules
-from components.kubernetes.manifests import StackContext
+from components.kubernetes.objects import StackContext
 from components.settings.kubernetes import IngressSettings, TlsSettings
 from tools.offline import ResourceRecord, run_component
 

@@ -11,12 +11,12 @@ from components.data.connections import DataConnections, MariaDbConnection, Rabb
 from components.kubernetes.manifests import (
     CA_KEY,
     CONNECTION_SECRET,
-    StackContext,
     app_url,
     application_objects,
     cluster_issuer_name,
     connection_settings,
 )
+from components.kubernetes.objects import StackContext
 from components.settings.kubernetes import LKE_VERSIONS, KubernetesSettings
 
 # A plain value where the contract has an Output: pure code never reads it, and a module-level
