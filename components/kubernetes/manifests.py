@@ -5,8 +5,8 @@ Pulumi resources, the unit tests and the real validators (kubernetes-validate, c
 Values that are only known at deploy time (an image digest) may be passed in as any object;
 the functions only place them.
 
-Edge behaviour (headers, rate limit, compression, redirect) is written as Traefik Middleware
-custom resources, which the Ingress objects reference by annotation.
+Edge behaviour (headers, rate limit, compression, redirect) belongs to the ingress controller:
+ingress.py renders its objects and the annotations that apply them to each Ingress.
 """
 
 from __future__ import annotations
@@ -16,18 +16,16 @@ from typing import Any
 from urllib.parse import quote
 
 from components.data.connections import DataConnections
+from components.kubernetes.ingress import INGRESS_CONTROLLER, edge_objects, ingress_annotations
 from components.kubernetes.objects import PART_OF, StackContext, common_labels, namespace_object, object_meta
 from components.settings.kubernetes import LINODE_PRIVATE_NETWORK, KubernetesSettings, WorkloadSettings
 
 CONNECTION_SECRET = "data-connections"
 CA_KEY = "ca.crt"
 CA_MOUNT_DIR = "/etc/platform-ca"
-TRAEFIK_LABEL = {"app.kubernetes.io/name": "traefik"}
 KUBE_DNS = {"k8s-app": "kube-dns"}
 ACME_SOLVER_LABEL = {"acme.cert-manager.io/http01-solver": "true"}
 ACME_SOLVER_PORT = 8089  # cert-manager's HTTP-01 solver pod listens here
-MIDDLEWARE_API = "traefik.io/v1alpha1"
-HSTS_SECONDS = 31_536_000  # one year, as in the seeds' nginx config
 
 # checkov suppressions, each with the reason that makes it acceptable here. They go into the
 # objects themselves (`checkov.io/skipN` annotations) so the scanner and the reader see them.
@@ -148,7 +146,7 @@ def network_policies(
     from_controller = [
         {
             "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": settings.ingress.namespace}},
-            "podSelector": {"matchLabels": dict(TRAEFIK_LABEL)},
+            "podSelector": INGRESS_CONTROLLER.pod_selector(),
         }
     ]
     for workload in settings.workloads:
@@ -167,7 +165,7 @@ def network_policies(
             }
         )
     if ctx.tls:
-        # cert-manager's HTTP-01 solver pods run in this namespace; Traefik must reach them.
+        # cert-manager's HTTP-01 solver pods run in this namespace; the controller must reach them.
         policies.append(
             {
                 "apiVersion": "networking.k8s.io/v1",
@@ -469,69 +467,14 @@ def disruption_budget(workload: WorkloadSettings, namespace: str, ctx: StackCont
     }
 
 
-# --- edge: Traefik middlewares and Ingress ---------------------------------------------------------
-
-
-def middleware_names(ctx: StackContext) -> list[str]:
-    names = ["security-headers", "rate-limit", "compress"]
-    if ctx.tls:
-        names.insert(0, "redirect-https")
-    return names
-
-
-def edge_middlewares(settings: KubernetesSettings, ctx: StackContext) -> list[dict[str, Any]]:
-    """The seeds' nginx edge rules as Traefik middlewares in the application namespace."""
-    ns = settings.namespace.name
-    headers: dict[str, Any] = {
-        "frameDeny": True,  # X-Frame-Options: DENY
-        "contentTypeNosniff": True,  # X-Content-Type-Options: nosniff
-        "browserXssFilter": True,  # X-XSS-Protection: 1; mode=block
-        "referrerPolicy": "strict-origin-when-cross-origin",
-    }
-    if ctx.tls:
-        headers.update({"stsSeconds": HSTS_SECONDS, "stsIncludeSubdomains": True})
-    rate = settings.ingress.rate_limit
-    middlewares: list[dict[str, Any]] = [
-        {
-            "apiVersion": MIDDLEWARE_API,
-            "kind": "Middleware",
-            "metadata": object_meta("security-headers", ns, ctx),
-            "spec": {"headers": headers},
-        },
-        {
-            "apiVersion": MIDDLEWARE_API,
-            "kind": "Middleware",
-            "metadata": object_meta("rate-limit", ns, ctx),
-            # No sourceCriterion: Traefik keys the limit on the client address (RemoteAddr),
-            # which the NodeBalancer's PROXY protocol header makes the real client.
-            "spec": {"rateLimit": {"average": rate.requests_per_second, "period": "1s", "burst": rate.burst}},
-        },
-        {
-            "apiVersion": MIDDLEWARE_API,
-            "kind": "Middleware",
-            "metadata": object_meta("compress", ns, ctx),
-            "spec": {"compress": {"minResponseBodyBytes": 1024}},
-        },
-    ]
-    if ctx.tls:
-        middlewares.insert(
-            0,
-            {
-                "apiVersion": MIDDLEWARE_API,
-                "kind": "Middleware",
-                "metadata": object_meta("redirect-https", ns, ctx),
-                "spec": {"redirectScheme": {"scheme": "https", "permanent": True}},
-            },
-        )
-    return middlewares
+# --- edge: Ingress -------------------------------------------------------------------------------
 
 
 def ingress(workload: WorkloadSettings, namespace: str, ctx: StackContext) -> dict[str, Any]:
     assert workload.ingress is not None
-    chain = ",".join(f"{namespace}-{name}@kubernetescrd" for name in middleware_names(ctx))
-    annotations = {"traefik.ingress.kubernetes.io/router.middlewares": chain}
+    annotations = ingress_annotations(namespace, ctx)
     spec: dict[str, Any] = {
-        "ingressClassName": ctx.ingress_class,
+        "ingressClassName": INGRESS_CONTROLLER.ingress_class,
         "rules": [
             {
                 "host": workload.ingress.host,
@@ -596,14 +539,14 @@ def application_objects(
     digest_pinned: Mapping[str, bool] | None = None,
     host_aliases: Sequence[Mapping[str, Any]] = (),
 ) -> list[dict[str, Any]]:
-    """Namespace, guardrails, policies, middlewares, the connection Secret and every workload."""
+    """Namespace, guardrails, policies, edge rules, the connection Secret and every workload."""
     ns = settings.namespace.name
     secret_keys = sorted(secret_data)
     objects = [namespace_object(ns, settings.kubernetes_minor, ctx)]
     objects += namespace_guardrails(settings, ctx)
     objects += network_policies(settings, ctx, destinations)
     if any(w.ingress for w in settings.workloads):
-        objects += edge_middlewares(settings, ctx)
+        objects += edge_objects(settings, ctx)
     objects.append(connection_secret(ns, ctx, secret_data))
     for workload in settings.workloads:
         pinned = None if digest_pinned is None else digest_pinned.get(workload.name)

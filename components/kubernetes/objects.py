@@ -16,7 +16,6 @@ class StackContext:
 
     project: str
     stack: str
-    ingress_class: str = "traefik"
     cluster_issuer: str | None = None  # None: no TLS
 
     @property
