@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from components.kubernetes.ingress import HttpMetrics
 from components.operations.exporters import SCRAPE_JOBS
 from components.settings.operations import AlertThresholds, BackupSettings
 
@@ -27,17 +28,6 @@ class AlertTopology:
     mariadb_nodes: int
     redis_nodes: int
     rabbitmq_nodes: int
-
-
-@dataclass(frozen=True)
-class HttpMetrics:
-    """Names of the ingress request metrics (counter with a status-code label, histogram)."""
-
-    requests_total: str = "http_requests_total"
-    duration_bucket: str = "http_request_duration_seconds_bucket"
-    code_label: str = "code"
-    group_label: str = "service"
-
 
 
 def _alert(

@@ -20,8 +20,9 @@ import pulumi_kubernetes as k8s
 from components.foundation.address_plan import AddressPlan
 from components.foundation.cloud_init import merge_cloud_configs
 from components.foundation.role_addon import RoleAddon
+from components.kubernetes.ingress import INGRESS_CONTROLLER
 from components.kubernetes.tier import app_source_cidrs
-from components.operations.alert_rules import AlertTopology, HttpMetrics, alert_rule_groups
+from components.operations.alert_rules import AlertTopology, alert_rule_groups
 from components.operations.backups import BackupStorage, BackupStorageArgs, BackupWindows, BackupWindowsArgs
 from components.operations.exporters import DATA_ROLES, exporter_inbound_rules, exporters_cloud_config
 from components.operations.logging import (
@@ -35,14 +36,6 @@ from components.operations.monitoring import Monitoring, MonitoringArgs
 from components.operations.schedules import BackupTarget, backup_cloud_config, backup_node_index
 from components.settings import SettingsError, StackSettings
 from components.settings.stack_config import ALERT_SMTP_PASSWORD, ALERT_WEBHOOK_URL, LINODE_TOKEN, StackSecrets
-
-# Traefik (the cluster's ingress) names its request metrics like this.
-TRAEFIK_HTTP_METRICS = HttpMetrics(
-    requests_total="traefik_service_requests_total",
-    duration_bucket="traefik_service_request_duration_seconds_bucket",
-    code_label="code",
-    group_label="service",
-)
 
 
 def _nth(index: int) -> Any:
@@ -163,7 +156,7 @@ class OperationsTier:
             counts = role_node_counts(self.settings)
             topology = AlertTopology(counts["mariadb"], counts["redis"], counts["rabbitmq"])
             rules = alert_rule_groups(
-                ops.monitoring.alerts, topology, backups if backups.enabled else None, TRAEFIK_HTTP_METRICS
+                ops.monitoring.alerts, topology, backups if backups.enabled else None, INGRESS_CONTROLLER.http_metrics
             )
             self.monitoring = Monitoring(
                 "monitoring",
