@@ -1,8 +1,9 @@
-"""Cloud Firewalls per role: inbound DROP by default, every opening named and sourced.
+"""Cloud Firewalls: inbound DROP by default, every opening named and sourced.
 
-The rules are plain data (`InboundRule`) built by the tier that knows its ports; the
-`RoleFirewall` component only turns them into one `linode.Firewall`, so the rules can be
-tested without Pulumi and the policy pack can read them back from the resource.
+One vocabulary for every firewall of the platform (VM roles, LKE nodes, the NodeBalancer):
+the rules are plain data (`InboundRule`) built by the tier that knows its ports, and
+`inbound_firewall` is the one place that turns them into a `linode.Firewall`, so the rules can
+be tested without Pulumi and the policy pack reads every firewall back the same way.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from typing import Literal
 import pulumi
 import pulumi_linode as linode
 
-Protocol = Literal["TCP", "UDP", "ICMP"]
+# IPENCAP is IP-in-IP (protocol 4), which Calico on the LKE nodes uses between pods.
+Protocol = Literal["TCP", "UDP", "ICMP", "IPENCAP"]
 
 # Linode limits firewall and rule labels to 3-32 characters.
 MAX_LABEL = 32
@@ -32,7 +34,7 @@ class InboundRule:
 
     label: str
     protocol: Protocol
-    ports: str  # "22", "3306", "4567-4568", "" for ICMP
+    ports: str  # "22", "3306", "4567-4568", "" for ICMP and IPENCAP
     sources: tuple[str, ...]
     public: bool = False  # only the ingress entry point may accept the world, and must say so
 
@@ -80,6 +82,34 @@ def icmp_from(label: str, sources: Sequence[str]) -> InboundRule:
     return InboundRule(label, "ICMP", "", tuple(sources))
 
 
+def inbound_firewall(
+    resource_name: str,
+    label: str,
+    rules: Sequence[InboundRule],
+    tags: Sequence[str],
+    opts: pulumi.ResourceOptions,
+    linodes: pulumi.Input[Sequence[pulumi.Input[int]]] | None = None,
+) -> linode.Firewall:
+    """The one way a firewall is built: the rules accepted, everything else inbound dropped.
+
+    `linodes` attaches instances by id, for nodes created by someone else (LKE standard pools);
+    VMs of our own attach themselves at creation through `firewall_id` instead.
+    """
+    labels = [rule.label for rule in rules]
+    if len(labels) != len(set(labels)):
+        raise FirewallRuleError(f"firewall {label} has duplicate rule labels: {labels}")
+    return linode.Firewall(
+        resource_name,
+        label=label,
+        inbound_policy="DROP",
+        outbound_policy="ACCEPT",
+        inbounds=[rule.to_args() for rule in rules],
+        linodes=linodes,
+        tags=list(tags),
+        opts=opts,
+    )
+
+
 @dataclass(frozen=True)
 class RoleFirewallArgs:
     label: str
@@ -97,18 +127,9 @@ class RoleFirewall(pulumi.ComponentResource):
         super().__init__("platform:network:RoleFirewall", name, None, opts)
         if not 3 <= len(args.label) <= MAX_LABEL:
             raise FirewallRuleError(f"firewall label {args.label!r} must be 3-{MAX_LABEL} characters")
-        labels = [rule.label for rule in args.rules]
-        if len(labels) != len(set(labels)):
-            raise FirewallRuleError(f"firewall {args.label} has duplicate rule labels: {labels}")
         self.rules = args.rules
-        self.firewall = linode.Firewall(
-            f"{name}-firewall",
-            label=args.label,
-            inbound_policy="DROP",
-            outbound_policy="ACCEPT",
-            inbounds=[rule.to_args() for rule in args.rules],
-            tags=list(args.tags),
-            opts=pulumi.ResourceOptions(parent=self),
+        self.firewall = inbound_firewall(
+            f"{name}-firewall", args.label, args.rules, args.tags, pulumi.ResourceOptions(parent=self)
         )
         self.firewall_id = self.firewall.id.apply(int)
         self.register_outputs({"firewall_id": self.firewall_id})

@@ -13,7 +13,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.kubernetes.manifests import StackContext, common_labels, namespace_object
+from components.kubernetes.objects import StackContext, common_labels, namespace_object
 from components.settings.kubernetes import TlsSettings
 
 JETSTACK_REPOSITORY = "https://charts.jetstack.io"

@@ -1,4 +1,4 @@
-"""The ingress controller: Traefik Proxy from its official Helm chart, pinned.
+"""The ingress controller, all of it: Traefik Proxy from its official Helm chart, pinned.
 
 Why Traefik: ingress-nginx was retired in March 2026; Traefik is actively released (chart 40.x
 ships Traefik v3.7), speaks the standard `networking.k8s.io/v1` Ingress, and covers every edge
@@ -10,27 +10,152 @@ Entry per stack: `none` = ClusterIP only (developers use `kubectl port-forward`)
 NodeBalancer, `ha` = NodeBalancer with active+passive health checks, >= 2 replicas spread over
 nodes and a PodDisruptionBudget. A NodeBalancer is always behind its own Cloud Firewall and
 speaks PROXY protocol v2 so Traefik sees (and rate-limits) the real client address.
+
+Everything Traefik-specific lives in this module. The rest of the platform knows the
+controller only through `INGRESS_CONTROLLER` (ingress class, pod labels, metrics) and the
+edge renderers `edge_objects` and `ingress_annotations`, so another controller is one
+rewrite of this file.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_linode as linode
 
+from components.foundation.firewall import InboundRule, inbound_firewall
 from components.kubernetes.lke import NODEBALANCER_RANGE
-from components.kubernetes.manifests import StackContext, namespace_object
-from components.settings.kubernetes import IngressSettings
+from components.kubernetes.objects import StackContext, namespace_object, object_meta
+from components.settings.kubernetes import IngressSettings, KubernetesSettings
 
 TRAEFIK_REPOSITORY = "https://traefik.github.io/charts"
 TRAEFIK_CHART = "traefik"
 RELEASE_NAME = "traefik"
-INGRESS_CLASS = "traefik"
+MIDDLEWARE_API = "traefik.io/v1alpha1"
+ROUTER_MIDDLEWARES_ANNOTATION = "traefik.ingress.kubernetes.io/router.middlewares"
+HSTS_SECONDS = 31_536_000  # one year, as in the seeds' nginx config
 LB_ANNOTATION = "service.beta.kubernetes.io/linode-loadbalancer-"
+
+
+# --- what other modules may know about the controller --------------------------------------------
+
+
+@dataclass(frozen=True)
+class HttpMetrics:
+    """Names of the ingress request metrics (counter with a status-code label, histogram)."""
+
+    requests_total: str = "http_requests_total"
+    duration_bucket: str = "http_request_duration_seconds_bucket"
+    code_label: str = "code"
+    group_label: str = "service"
+
+
+@dataclass(frozen=True)
+class IngressControllerFacts:
+    """The controller as NetworkPolicies, cert-manager, Prometheus and the alert rules see it."""
+
+    ingress_class: str
+    pod_labels: Mapping[str, str]  # on every controller pod, in whatever namespace it runs
+    metrics_port: str  # the pods' named port that serves Prometheus metrics
+    metrics_path: str
+    http_metrics: HttpMetrics
+
+    def pod_selector(self) -> dict[str, Any]:
+        return {"matchLabels": dict(self.pod_labels)}
+
+    def pod_monitor(self) -> dict[str, Any]:
+        """The controller's pods as a PodMonitor entry (kube-prometheus-stack values)."""
+        return {
+            "name": RELEASE_NAME,
+            "namespaceSelector": {"any": True},
+            "selector": self.pod_selector(),
+            "podMetricsEndpoints": [{"port": self.metrics_port, "path": self.metrics_path}],
+        }
+
+
+INGRESS_CONTROLLER = IngressControllerFacts(
+    ingress_class="traefik",
+    pod_labels=MappingProxyType({"app.kubernetes.io/name": "traefik"}),
+    metrics_port="metrics",
+    metrics_path="/metrics",
+    http_metrics=HttpMetrics(
+        requests_total="traefik_service_requests_total",
+        duration_bucket="traefik_service_request_duration_seconds_bucket",
+        code_label="code",
+        group_label="service",
+    ),
+)
+
+
+# --- edge rules in the application namespace -----------------------------------------------------
+
+
+def middleware_names(ctx: StackContext) -> list[str]:
+    names = ["security-headers", "rate-limit", "compress"]
+    if ctx.tls:
+        names.insert(0, "redirect-https")
+    return names
+
+
+def edge_objects(settings: KubernetesSettings, ctx: StackContext) -> list[dict[str, Any]]:
+    """The seeds' nginx edge rules as Traefik middlewares in the application namespace."""
+    ns = settings.namespace.name
+    headers: dict[str, Any] = {
+        "frameDeny": True,  # X-Frame-Options: DENY
+        "contentTypeNosniff": True,  # X-Content-Type-Options: nosniff
+        "browserXssFilter": True,  # X-XSS-Protection: 1; mode=block
+        "referrerPolicy": "strict-origin-when-cross-origin",
+    }
+    if ctx.tls:
+        headers.update({"stsSeconds": HSTS_SECONDS, "stsIncludeSubdomains": True})
+    rate = settings.ingress.rate_limit
+    middlewares: list[dict[str, Any]] = [
+        {
+            "apiVersion": MIDDLEWARE_API,
+            "kind": "Middleware",
+            "metadata": object_meta("security-headers", ns, ctx),
+            "spec": {"headers": headers},
+        },
+        {
+            "apiVersion": MIDDLEWARE_API,
+            "kind": "Middleware",
+            "metadata": object_meta("rate-limit", ns, ctx),
+            # No sourceCriterion: Traefik keys the limit on the client address (RemoteAddr),
+            # which the NodeBalancer's PROXY protocol header makes the real client.
+            "spec": {"rateLimit": {"average": rate.requests_per_second, "period": "1s", "burst": rate.burst}},
+        },
+        {
+            "apiVersion": MIDDLEWARE_API,
+            "kind": "Middleware",
+            "metadata": object_meta("compress", ns, ctx),
+            "spec": {"compress": {"minResponseBodyBytes": 1024}},
+        },
+    ]
+    if ctx.tls:
+        middlewares.insert(
+            0,
+            {
+                "apiVersion": MIDDLEWARE_API,
+                "kind": "Middleware",
+                "metadata": object_meta("redirect-https", ns, ctx),
+                "spec": {"redirectScheme": {"scheme": "https", "permanent": True}},
+            },
+        )
+    return middlewares
+
+
+def ingress_annotations(namespace: str, ctx: StackContext) -> dict[str, str]:
+    """What an Ingress in `namespace` carries so the controller applies the edge rules to it."""
+    chain = ",".join(f"{namespace}-{name}@kubernetescrd" for name in middleware_names(ctx))
+    return {ROUTER_MIDDLEWARES_ANNOTATION: chain}
+
+
+# --- the controller itself -----------------------------------------------------------------------
 
 
 def load_balancer_annotations(settings: IngressSettings, firewall_id: Any) -> dict[str, Any]:
@@ -57,14 +182,11 @@ def load_balancer_annotations(settings: IngressSettings, firewall_id: Any) -> di
 def traefik_values(settings: IngressSettings, firewall_id: Any = None) -> dict[str, Any]:
     """Helm values of the Traefik chart for this stack's entry mode."""
     # The chart labels its pods app.kubernetes.io/instance=<release>-<namespace>.
-    selector = {
-        "app.kubernetes.io/name": "traefik",
-        "app.kubernetes.io/instance": f"{RELEASE_NAME}-{settings.namespace}",
-    }
+    selector = {**INGRESS_CONTROLLER.pod_labels, "app.kubernetes.io/instance": f"{RELEASE_NAME}-{settings.namespace}"}
     behind_nodebalancer = settings.load_balancer != "none"
     values: dict[str, Any] = {
         "deployment": {"replicas": settings.replicas},
-        "ingressClass": {"enabled": True, "isDefaultClass": True, "name": INGRESS_CLASS},
+        "ingressClass": {"enabled": True, "isDefaultClass": True, "name": INGRESS_CONTROLLER.ingress_class},
         "providers": {
             "kubernetesCRD": {"enabled": True, "allowCrossNamespace": False},
             "kubernetesIngress": {"enabled": True},
@@ -96,14 +218,11 @@ def traefik_values(settings: IngressSettings, firewall_id: Any = None) -> dict[s
     return values
 
 
-def nodebalancer_firewall_rules(public_cidrs: Sequence[str]) -> list[linode.FirewallInboundArgs]:
+def nodebalancer_firewall_rules(public_cidrs: Sequence[str]) -> list[InboundRule]:
+    """HTTP and HTTPS from the configured public sources; "the whole IPv4 internet" means IPv6 too."""
     ipv4 = [c for c in public_cidrs if ":" not in c]
     ipv6 = [c for c in public_cidrs if ":" in c] or (["::/0"] if "0.0.0.0/0" in ipv4 else [])
-    return [
-        linode.FirewallInboundArgs(
-            label="http-https", action="ACCEPT", protocol="TCP", ports="80,443", ipv4s=ipv4, ipv6s=ipv6 or None
-        )
-    ]
+    return [InboundRule("http-https", "TCP", "80,443", (*ipv4, *ipv6), public=True)]
 
 
 @dataclass(frozen=True)
@@ -124,19 +243,17 @@ class IngressController(pulumi.ComponentResource):
         super().__init__("platform:kubernetes:IngressController", name, None, opts)
         settings = args.settings
         self.namespace = settings.namespace
-        self.ingress_class = INGRESS_CLASS
+        self.ingress_class = INGRESS_CONTROLLER.ingress_class
         self.firewall: linode.Firewall | None = None
         firewall_id: pulumi.Input[str] | None = None
         if settings.load_balancer != "none":
             # Linode resource: the explicit Kubernetes provider is not inherited here.
-            self.firewall = linode.Firewall(
+            self.firewall = inbound_firewall(
                 f"{name}-nodebalancer",
-                label=args.firewall_label,
-                inbound_policy="DROP",
-                outbound_policy="ACCEPT",
-                inbounds=nodebalancer_firewall_rules(settings.public_cidrs),
-                tags=list(args.tags),
-                opts=pulumi.ResourceOptions(parent=self),
+                args.firewall_label,
+                nodebalancer_firewall_rules(settings.public_cidrs),
+                args.tags,
+                pulumi.ResourceOptions(parent=self),
             )
             firewall_id = self.firewall.id
         k8s_opts = pulumi.ResourceOptions(parent=self)

@@ -19,6 +19,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_linode as linode
 
+from components.foundation.firewall import InboundRule, inbound_firewall
 from components.linode.catalog import LINODE_PRIVATE_NETWORK
 from components.settings.kubernetes import NodePoolSettings
 
@@ -29,34 +30,26 @@ NODEBALANCER_RANGE = "192.168.255.0/24"
 NODEPORT_RANGE = "30000-32767"
 
 
-@dataclass(frozen=True)
-class FirewallRule:
-    label: str
-    protocol: str  # TCP, UDP, IPENCAP
-    ports: str | None
-    sources: tuple[str, ...]
-
-
-def node_firewall_rules(app_subnet_cidr: str | None) -> list[FirewallRule]:
+def node_firewall_rules(app_subnet_cidr: str | None) -> list[InboundRule]:
     """Inbound rules of every node; everything else is dropped (inbound policy DROP).
 
     `app_subnet_cidr` is the cluster's own VPC subnet (enterprise tier), None on standard.
     """
     rules = [
-        FirewallRule("kubelet-health", "TCP", "10250,10256", (LKE_PRIVATE_RANGE,)),
-        FirewallRule("wireguard-kubectl-proxy", "UDP", "51820", (LKE_PRIVATE_RANGE,)),
-        FirewallRule("cluster-dns-tcp", "TCP", "53", (LKE_PRIVATE_RANGE,)),
-        FirewallRule("cluster-dns-udp", "UDP", "53", (LKE_PRIVATE_RANGE,)),
-        FirewallRule("calico-bgp", "TCP", "179", (LKE_PRIVATE_RANGE,)),
-        FirewallRule("calico-ipip", "IPENCAP", None, (LKE_PRIVATE_RANGE,)),
-        FirewallRule("nodebalancer-nodeports-tcp", "TCP", NODEPORT_RANGE, (NODEBALANCER_RANGE,)),
-        FirewallRule("nodebalancer-nodeports-udp", "UDP", NODEPORT_RANGE, (NODEBALANCER_RANGE,)),
+        InboundRule("kubelet-health", "TCP", "10250,10256", (LKE_PRIVATE_RANGE,)),
+        InboundRule("wireguard-kubectl-proxy", "UDP", "51820", (LKE_PRIVATE_RANGE,)),
+        InboundRule("cluster-dns-tcp", "TCP", "53", (LKE_PRIVATE_RANGE,)),
+        InboundRule("cluster-dns-udp", "UDP", "53", (LKE_PRIVATE_RANGE,)),
+        InboundRule("calico-bgp", "TCP", "179", (LKE_PRIVATE_RANGE,)),
+        InboundRule("calico-ipip", "IPENCAP", "", (LKE_PRIVATE_RANGE,)),
+        InboundRule("nodebalancer-nodeports-tcp", "TCP", NODEPORT_RANGE, (NODEBALANCER_RANGE,)),
+        InboundRule("nodebalancer-nodeports-udp", "UDP", NODEPORT_RANGE, (NODEBALANCER_RANGE,)),
     ]
     if app_subnet_cidr is not None:
         # Node-to-node and pod traffic inside the cluster's own VPC subnet (BYO VPC).
         rules += [
-            FirewallRule("intra-cluster-vpc-tcp", "TCP", "1-65535", (app_subnet_cidr,)),
-            FirewallRule("intra-cluster-vpc-udp", "UDP", "1-65535", (app_subnet_cidr,)),
+            InboundRule("intra-cluster-vpc-tcp", "TCP", "1-65535", (app_subnet_cidr,)),
+            InboundRule("intra-cluster-vpc-udp", "UDP", "1-65535", (app_subnet_cidr,)),
         ]
     return rules
 
@@ -117,23 +110,10 @@ class LkeCluster(pulumi.ComponentResource):
 
         enterprise = args.tier == "enterprise"
         rules = node_firewall_rules(args.app_subnet_cidr if enterprise else None)
-        inbounds = [
-            linode.FirewallInboundArgs(
-                label=rule.label, action="ACCEPT", protocol=rule.protocol, ports=rule.ports, ipv4s=list(rule.sources)
-            )
-            for rule in rules
-        ]
+        firewall_label = f"{args.label}-nodes"
         firewall_id: pulumi.Input[int] | None = None
         if enterprise:
-            self.firewall = linode.Firewall(
-                f"{name}-nodes",
-                label=f"{args.label}-nodes",
-                inbound_policy="DROP",
-                outbound_policy="ACCEPT",
-                inbounds=inbounds,
-                tags=list(args.tags),
-                opts=child,
-            )
+            self.firewall = inbound_firewall(f"{name}-nodes", firewall_label, rules, args.tags, child)
             firewall_id = self.firewall.id.apply(int)
 
         # The control-plane ACL is always on: only admin CIDRs reach the API.
@@ -183,15 +163,13 @@ class LkeCluster(pulumi.ComponentResource):
         )
         if not enterprise:
             # Standard tier: attach the firewall to the pool's node instances directly.
-            self.firewall = linode.Firewall(
+            self.firewall = inbound_firewall(
                 f"{name}-nodes",
-                label=f"{args.label}-nodes",
-                inbound_policy="DROP",
-                outbound_policy="ACCEPT",
-                inbounds=inbounds,
+                firewall_label,
+                rules,
+                args.tags,
+                child,
                 linodes=self.cluster.pools.apply(_node_instance_ids),
-                tags=list(args.tags),
-                opts=child,
             )
         self.cluster_id = self.cluster.id
         self.kubeconfig = pulumi.Output.secret(self.cluster.kubeconfig.apply(decode_kubeconfig))

@@ -5,30 +5,27 @@ Pulumi resources, the unit tests and the real validators (kubernetes-validate, c
 Values that are only known at deploy time (an image digest) may be passed in as any object;
 the functions only place them.
 
-Edge behaviour (headers, rate limit, compression, redirect) is written as Traefik Middleware
-custom resources, which the Ingress objects reference by annotation.
+Edge behaviour (headers, rate limit, compression, redirect) belongs to the ingress controller:
+ingress.py renders its objects and the annotations that apply them to each Ingress.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from components.data.connections import DataConnections
+from components.kubernetes.ingress import INGRESS_CONTROLLER, edge_objects, ingress_annotations
+from components.kubernetes.objects import PART_OF, StackContext, common_labels, namespace_object, object_meta
 from components.linode.catalog import LINODE_PRIVATE_NETWORK
 from components.settings.kubernetes import KubernetesSettings, WorkloadSettings
 
-PART_OF = "platform-infra"
 CONNECTION_SECRET = "data-connections"
 CA_KEY = "ca.crt"
 CA_MOUNT_DIR = "/etc/platform-ca"
-TRAEFIK_LABEL = {"app.kubernetes.io/name": "traefik"}
 KUBE_DNS = {"k8s-app": "kube-dns"}
 ACME_SOLVER_LABEL = {"acme.cert-manager.io/http01-solver": "true"}
 ACME_SOLVER_PORT = 8089  # cert-manager's HTTP-01 solver pod listens here
-MIDDLEWARE_API = "traefik.io/v1alpha1"
-HSTS_SECONDS = 31_536_000  # one year, as in the seeds' nginx config
 
 # checkov suppressions, each with the reason that makes it acceptable here. They go into the
 # objects themselves (`checkov.io/skipN` annotations) so the scanner and the reader see them.
@@ -44,20 +41,6 @@ SUPPRESS_DIGEST = (
 )
 
 
-@dataclass(frozen=True)
-class StackContext:
-    """Who the objects belong to: names and labels derived from project and stack."""
-
-    project: str
-    stack: str
-    ingress_class: str = "traefik"
-    cluster_issuer: str | None = None  # None: no TLS
-
-    @property
-    def tls(self) -> bool:
-        return self.cluster_issuer is not None
-
-
 def cluster_issuer_name(settings: KubernetesSettings) -> str | None:
     return None if settings.tls.mode == "none" else settings.tls.mode
 
@@ -71,28 +54,8 @@ def app_url(settings: KubernetesSettings) -> str | None:
     return f"{scheme}://{routes[0].host}{routes[0].path}"
 
 
-def common_labels(ctx: StackContext) -> dict[str, str]:
-    return {
-        "app.kubernetes.io/part-of": PART_OF,
-        "app.kubernetes.io/managed-by": "pulumi",
-        "platform.example/environment": ctx.stack,
-    }
-
-
 def workload_selector(workload: WorkloadSettings) -> dict[str, str]:
     return {"app.kubernetes.io/name": workload.name, "app.kubernetes.io/instance": workload.name}
-
-
-def _meta(name: str, namespace: str | None, ctx: StackContext, **extra: Any) -> dict[str, Any]:
-    meta: dict[str, Any] = {"name": name, "labels": dict(common_labels(ctx))}
-    if namespace is not None:
-        meta["namespace"] = namespace
-    for key, value in extra.items():
-        if key == "labels":
-            meta["labels"].update(value)
-        elif value:
-            meta[key] = value
-    return meta
 
 
 def _skip_annotations(skips: Sequence[tuple[str, str]]) -> dict[str, str]:
@@ -100,23 +63,6 @@ def _skip_annotations(skips: Sequence[tuple[str, str]]) -> dict[str, str]:
 
 
 # --- namespace ---------------------------------------------------------------------------------
-
-
-def pod_security_labels(kubernetes_minor: str) -> dict[str, str]:
-    """Pod Security Admission: enforce, audit and warn on the `restricted` profile."""
-    labels: dict[str, str] = {}
-    for mode in ("enforce", "audit", "warn"):
-        labels[f"pod-security.kubernetes.io/{mode}"] = "restricted"
-        labels[f"pod-security.kubernetes.io/{mode}-version"] = f"v{kubernetes_minor}"
-    return labels
-
-
-def namespace_object(name: str, kubernetes_minor: str, ctx: StackContext) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Namespace",
-        "metadata": _meta(name, None, ctx, labels=pod_security_labels(kubernetes_minor)),
-    }
 
 
 def namespace_guardrails(settings: KubernetesSettings, ctx: StackContext) -> list[dict[str, Any]]:
@@ -128,7 +74,7 @@ def namespace_guardrails(settings: KubernetesSettings, ctx: StackContext) -> lis
         {
             "apiVersion": "v1",
             "kind": "ResourceQuota",
-            "metadata": _meta("app-quota", ns.name, ctx),
+            "metadata": object_meta("app-quota", ns.name, ctx),
             "spec": {
                 "hard": {
                     "requests.cpu": quota.requests_cpu,
@@ -142,7 +88,7 @@ def namespace_guardrails(settings: KubernetesSettings, ctx: StackContext) -> lis
         {
             "apiVersion": "v1",
             "kind": "LimitRange",
-            "metadata": _meta("container-defaults", ns.name, ctx),
+            "metadata": object_meta("container-defaults", ns.name, ctx),
             "spec": {
                 "limits": [
                     {
@@ -173,13 +119,13 @@ def network_policies(
         {
             "apiVersion": "networking.k8s.io/v1",
             "kind": "NetworkPolicy",
-            "metadata": _meta("default-deny-all", ns, ctx),
+            "metadata": object_meta("default-deny-all", ns, ctx),
             "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
         },
         {
             "apiVersion": "networking.k8s.io/v1",
             "kind": "NetworkPolicy",
-            "metadata": _meta("allow-dns-egress", ns, ctx),
+            "metadata": object_meta("allow-dns-egress", ns, ctx),
             "spec": {
                 "podSelector": {},
                 "policyTypes": ["Egress"],
@@ -200,7 +146,7 @@ def network_policies(
     from_controller = [
         {
             "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": settings.ingress.namespace}},
-            "podSelector": {"matchLabels": dict(TRAEFIK_LABEL)},
+            "podSelector": INGRESS_CONTROLLER.pod_selector(),
         }
     ]
     for workload in settings.workloads:
@@ -210,7 +156,7 @@ def network_policies(
             {
                 "apiVersion": "networking.k8s.io/v1",
                 "kind": "NetworkPolicy",
-                "metadata": _meta(f"allow-ingress-controller-to-{workload.name}", ns, ctx),
+                "metadata": object_meta(f"allow-ingress-controller-to-{workload.name}", ns, ctx),
                 "spec": {
                     "podSelector": {"matchLabels": workload_selector(workload)},
                     "policyTypes": ["Ingress"],
@@ -219,12 +165,12 @@ def network_policies(
             }
         )
     if ctx.tls:
-        # cert-manager's HTTP-01 solver pods run in this namespace; Traefik must reach them.
+        # cert-manager's HTTP-01 solver pods run in this namespace; the controller must reach them.
         policies.append(
             {
                 "apiVersion": "networking.k8s.io/v1",
                 "kind": "NetworkPolicy",
-                "metadata": _meta("allow-ingress-controller-to-acme-solver", ns, ctx),
+                "metadata": object_meta("allow-ingress-controller-to-acme-solver", ns, ctx),
                 "spec": {
                     "podSelector": {"matchLabels": dict(ACME_SOLVER_LABEL)},
                     "policyTypes": ["Ingress"],
@@ -238,7 +184,7 @@ def network_policies(
             {
                 "apiVersion": "networking.k8s.io/v1",
                 "kind": "NetworkPolicy",
-                "metadata": _meta("allow-data-tier-egress", ns, ctx),
+                "metadata": object_meta("allow-data-tier-egress", ns, ctx),
                 "spec": {
                     "podSelector": {"matchLabels": part_of},
                     "policyTypes": ["Egress"],
@@ -292,7 +238,7 @@ def connection_secret(namespace: str, ctx: StackContext, data: Mapping[str, str]
         "apiVersion": "v1",
         "kind": "Secret",
         "type": "Opaque",
-        "metadata": _meta(CONNECTION_SECRET, namespace, ctx),
+        "metadata": object_meta(CONNECTION_SECRET, namespace, ctx),
         "stringData": dict(data),
     }
 
@@ -433,7 +379,7 @@ def deployment(
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": _meta(workload.name, namespace, ctx, labels=selector, annotations=_skip_annotations(skips)),
+        "metadata": object_meta(workload.name, namespace, ctx, labels=selector, annotations=_skip_annotations(skips)),
         "spec": spec,
     }
 
@@ -442,7 +388,7 @@ def service_account(workload: WorkloadSettings, namespace: str, ctx: StackContex
     return {
         "apiVersion": "v1",
         "kind": "ServiceAccount",
-        "metadata": _meta(workload.name, namespace, ctx, labels=workload_selector(workload)),
+        "metadata": object_meta(workload.name, namespace, ctx, labels=workload_selector(workload)),
         "automountServiceAccountToken": False,
     }
 
@@ -451,7 +397,7 @@ def service(workload: WorkloadSettings, namespace: str, ctx: StackContext) -> di
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": _meta(workload.name, namespace, ctx, labels=workload_selector(workload)),
+        "metadata": object_meta(workload.name, namespace, ctx, labels=workload_selector(workload)),
         "spec": {
             "type": "ClusterIP",
             "selector": workload_selector(workload),
@@ -464,7 +410,7 @@ def autoscaler(workload: WorkloadSettings, namespace: str, ctx: StackContext) ->
     return {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",
-        "metadata": _meta(workload.name, namespace, ctx, labels=workload_selector(workload)),
+        "metadata": object_meta(workload.name, namespace, ctx, labels=workload_selector(workload)),
         "spec": {
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": workload.name},
             "minReplicas": workload.min_replicas,
@@ -489,74 +435,19 @@ def disruption_budget(workload: WorkloadSettings, namespace: str, ctx: StackCont
     return {
         "apiVersion": "policy/v1",
         "kind": "PodDisruptionBudget",
-        "metadata": _meta(workload.name, namespace, ctx, labels=workload_selector(workload)),
+        "metadata": object_meta(workload.name, namespace, ctx, labels=workload_selector(workload)),
         "spec": {"maxUnavailable": 1, "selector": {"matchLabels": workload_selector(workload)}},
     }
 
 
-# --- edge: Traefik middlewares and Ingress ---------------------------------------------------------
-
-
-def middleware_names(ctx: StackContext) -> list[str]:
-    names = ["security-headers", "rate-limit", "compress"]
-    if ctx.tls:
-        names.insert(0, "redirect-https")
-    return names
-
-
-def edge_middlewares(settings: KubernetesSettings, ctx: StackContext) -> list[dict[str, Any]]:
-    """The seeds' nginx edge rules as Traefik middlewares in the application namespace."""
-    ns = settings.namespace.name
-    headers: dict[str, Any] = {
-        "frameDeny": True,  # X-Frame-Options: DENY
-        "contentTypeNosniff": True,  # X-Content-Type-Options: nosniff
-        "browserXssFilter": True,  # X-XSS-Protection: 1; mode=block
-        "referrerPolicy": "strict-origin-when-cross-origin",
-    }
-    if ctx.tls:
-        headers.update({"stsSeconds": HSTS_SECONDS, "stsIncludeSubdomains": True})
-    rate = settings.ingress.rate_limit
-    middlewares: list[dict[str, Any]] = [
-        {
-            "apiVersion": MIDDLEWARE_API,
-            "kind": "Middleware",
-            "metadata": _meta("security-headers", ns, ctx),
-            "spec": {"headers": headers},
-        },
-        {
-            "apiVersion": MIDDLEWARE_API,
-            "kind": "Middleware",
-            "metadata": _meta("rate-limit", ns, ctx),
-            # No sourceCriterion: Traefik keys the limit on the client address (RemoteAddr),
-            # which the NodeBalancer's PROXY protocol header makes the real client.
-            "spec": {"rateLimit": {"average": rate.requests_per_second, "period": "1s", "burst": rate.burst}},
-        },
-        {
-            "apiVersion": MIDDLEWARE_API,
-            "kind": "Middleware",
-            "metadata": _meta("compress", ns, ctx),
-            "spec": {"compress": {"minResponseBodyBytes": 1024}},
-        },
-    ]
-    if ctx.tls:
-        middlewares.insert(
-            0,
-            {
-                "apiVersion": MIDDLEWARE_API,
-                "kind": "Middleware",
-                "metadata": _meta("redirect-https", ns, ctx),
-                "spec": {"redirectScheme": {"scheme": "https", "permanent": True}},
-            },
-        )
-    return middlewares
+# --- edge: Ingress -------------------------------------------------------------------------------
 
 
 def ingress(workload: WorkloadSettings, namespace: str, ctx: StackContext) -> dict[str, Any]:
     assert workload.ingress is not None
-    chain = ",".join(f"{namespace}-{name}@kubernetescrd" for name in middleware_names(ctx))
-    annotations = {"traefik.ingress.kubernetes.io/router.middlewares": chain}
+    annotations = ingress_annotations(namespace, ctx)
     spec: dict[str, Any] = {
-        "ingressClassName": ctx.ingress_class,
+        "ingressClassName": INGRESS_CONTROLLER.ingress_class,
         "rules": [
             {
                 "host": workload.ingress.host,
@@ -579,7 +470,9 @@ def ingress(workload: WorkloadSettings, namespace: str, ctx: StackContext) -> di
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "Ingress",
-        "metadata": _meta(workload.name, namespace, ctx, labels=workload_selector(workload), annotations=annotations),
+        "metadata": object_meta(
+            workload.name, namespace, ctx, labels=workload_selector(workload), annotations=annotations
+        ),
         "spec": spec,
     }
 
@@ -619,14 +512,14 @@ def application_objects(
     digest_pinned: Mapping[str, bool] | None = None,
     host_aliases: Sequence[Mapping[str, Any]] = (),
 ) -> list[dict[str, Any]]:
-    """Namespace, guardrails, policies, middlewares, the connection Secret and every workload."""
+    """Namespace, guardrails, policies, edge rules, the connection Secret and every workload."""
     ns = settings.namespace.name
     secret_keys = sorted(secret_data)
     objects = [namespace_object(ns, settings.kubernetes_minor, ctx)]
     objects += namespace_guardrails(settings, ctx)
     objects += network_policies(settings, ctx, destinations)
     if any(w.ingress for w in settings.workloads):
-        objects += edge_middlewares(settings, ctx)
+        objects += edge_objects(settings, ctx)
     objects.append(connection_secret(ns, ctx, secret_data))
     for workload in settings.workloads:
         pinned = None if digest_pinned is None else digest_pinned.get(workload.name)

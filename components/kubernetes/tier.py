@@ -20,7 +20,8 @@ from components.kubernetes.cert_manager import CertManager, CertManagerArgs
 from components.kubernetes.images import AppImage, AppImageArgs
 from components.kubernetes.ingress import IngressController, IngressControllerArgs
 from components.kubernetes.lke import LkeCluster, LkeClusterArgs
-from components.kubernetes.manifests import StackContext, cluster_issuer_name
+from components.kubernetes.manifests import cluster_issuer_name
+from components.kubernetes.objects import StackContext
 from components.kubernetes.workloads import Workloads, WorkloadsArgs
 from components.settings import SettingsError, StackSettings
 from components.settings.stack_config import REGISTRY_PASSWORD, StackSecrets

@@ -1,9 +1,10 @@
 """Declares the application namespace and its workloads from the pure manifests.
 
-Every object comes from `workload_manifests.application_objects`, so what the validators check
-is exactly what is declared. Typed pulumi_kubernetes resources are used for built-in kinds (so
-the provider validates and awaits them); Traefik middlewares are CustomResources. The caller
-passes the explicit Kubernetes provider through `opts.providers`; children inherit it.
+Every object comes from `manifests.application_objects`, so what the validators check is
+exactly what is declared. Typed pulumi_kubernetes resources are used for built-in kinds (so
+the provider validates and awaits them); the ingress controller's edge rules are
+CustomResources. The caller passes the explicit Kubernetes provider through `opts.providers`;
+children inherit it.
 """
 
 from __future__ import annotations
@@ -17,12 +18,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.data.connections import DataConnections
-from components.kubernetes.manifests import (
-    CONNECTION_SECRET,
-    StackContext,
-    application_objects,
-    connection_settings,
-)
+from components.kubernetes.manifests import CONNECTION_SECRET, application_objects, connection_settings
+from components.kubernetes.objects import StackContext
 from components.settings.kubernetes import KubernetesSettings
 
 TYPED_KINDS: dict[tuple[str, str], Any] = {
@@ -68,7 +65,8 @@ class WorkloadsArgs:
     connections: DataConnections
     images: Mapping[str, pulumi.Input[str]]  # workload name -> pinned reference or pushed digest
     digest_pinned: Mapping[str, bool]
-    crd_dependencies: Sequence[pulumi.Resource] = field(default_factory=tuple)  # Traefik release
+    # What installs the CRDs of the custom resources here (the ingress controller's release).
+    crd_dependencies: Sequence[pulumi.Resource] = field(default_factory=tuple)
     issuer_dependencies: Sequence[pulumi.Resource] = field(default_factory=tuple)  # ClusterIssuer
 
 
@@ -92,21 +90,24 @@ class Workloads(pulumi.ComponentResource):
         )
         self.resources = []
         namespace_resource: pulumi.Resource | None = None
-        middlewares: list[pulumi.Resource] = []
+        # Custom resources (the ingress controller's edge rules) wait for their CRDs; an Ingress
+        # waits for the edge rules it references and for the certificate issuer.
+        custom_resources: list[pulumi.Resource] = []
         for obj in objects:
             kind = obj["kind"]
+            custom = (obj["apiVersion"], kind) not in TYPED_KINDS
             depends: list[pulumi.Resource] = [namespace_resource] if namespace_resource else []
-            if kind == "Middleware":
+            if custom:
                 depends += list(args.crd_dependencies)
             if kind == "Ingress":
-                depends += middlewares + list(args.issuer_dependencies)
+                depends += custom_resources + list(args.issuer_dependencies)
             opts_child = pulumi.ResourceOptions(parent=self, depends_on=depends)
             logical = f"{name}-{kind.lower()}-{obj['metadata']['name']}"
             resource = self._declare(logical, obj, args.connections, opts_child)
             if kind == "Namespace":
                 namespace_resource = resource
-            if kind == "Middleware":
-                middlewares.append(resource)
+            if custom:
+                custom_resources.append(resource)
             self.resources.append(resource)
         self.register_outputs({"namespace": self.namespace, "objects": len(self.resources)})
 

@@ -14,6 +14,7 @@ import yaml
 
 from components.data.plugin import BACKUP_METRIC_PREFIX, alert
 from components.data.services import SERVICES
+from components.kubernetes.ingress import HttpMetrics
 from components.settings.operations import AlertThresholds, BackupSettings
 
 
@@ -23,15 +24,6 @@ class AlertTopology:
 
     node_counts: Mapping[str, int]
 
-
-@dataclass(frozen=True)
-class HttpMetrics:
-    """Names of the ingress request metrics (counter with a status-code label, histogram)."""
-
-    requests_total: str = "http_requests_total"
-    duration_bucket: str = "http_request_duration_seconds_bucket"
-    code_label: str = "code"
-    group_label: str = "service"
 
 
 

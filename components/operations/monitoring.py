@@ -18,6 +18,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
+from components.kubernetes.ingress import INGRESS_CONTROLLER
 from components.operations.exporters import NODE_EXPORTER_PORT, NODE_JOB, exporter_port, scrape_job
 from components.settings.operations import MonitoringSettings, ReceiverSettings
 
@@ -112,6 +113,8 @@ def _panel(panel_id: int, title: str, expr: str, unit: str, x: int, y: int) -> d
 
 def platform_dashboard(stack: str) -> dict[str, Any]:
     """The seeds' key metrics on one page: resources, latency, errors, databases, workers, backups."""
+    http = INGRESS_CONTROLLER.http_metrics  # request metrics as the ingress controller names them
+    by = http.group_label
     specs = [
         (
             "CPU busy by host",
@@ -125,14 +128,13 @@ def platform_dashboard(stack: str) -> dict[str, Any]:
         ),
         (
             "p95 request latency",
-            "histogram_quantile(0.95, sum by (service, le) "
-            "(rate(traefik_service_request_duration_seconds_bucket[5m])))",
+            f"histogram_quantile(0.95, sum by ({by}, le) (rate({http.duration_bucket}[5m])))",
             "s",
         ),
         (
             "5xx ratio",
-            'sum by (service) (rate(traefik_service_requests_total{code=~"5.."}[5m]))'
-            " / sum by (service) (rate(traefik_service_requests_total[5m]))",
+            f'sum by ({by}) (rate({http.requests_total}{{{http.code_label}=~"5.."}}[5m]))'
+            f" / sum by ({by}) (rate({http.requests_total}[5m]))",
             "percentunit",
         ),
         ("Galera cluster size", "mysql_global_status_wsrep_cluster_size", "short"),
@@ -203,15 +205,8 @@ def monitoring_values(
                     }
                 },
             },
-            # Traefik's request metrics feed the error-rate and latency alerts.
-            "additionalPodMonitors": [
-                {
-                    "name": "traefik",
-                    "namespaceSelector": {"any": True},
-                    "selector": {"matchLabels": {"app.kubernetes.io/name": "traefik"}},
-                    "podMetricsEndpoints": [{"port": "metrics", "path": "/metrics"}],
-                }
-            ],
+            # The ingress controller's request metrics feed the error-rate and latency alerts.
+            "additionalPodMonitors": [INGRESS_CONTROLLER.pod_monitor()],
         },
         "alertmanager": {
             "config": dict(alertmanager),

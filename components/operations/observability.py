@@ -11,19 +11,12 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.foundation.address_plan import AddressPlan
-from components.operations.alert_rules import AlertTopology, HttpMetrics, alert_rule_groups
+from components.kubernetes.ingress import INGRESS_CONTROLLER
+from components.operations.alert_rules import AlertTopology, alert_rule_groups
 from components.operations.logging import LoggingStack, LoggingStackArgs, LogPushCredentials
 from components.operations.monitoring import Monitoring, MonitoringArgs
 from components.settings import StackSettings
 from components.settings.stack_config import ALERT_SMTP_PASSWORD, ALERT_WEBHOOK_URL, StackSecrets
-
-# Traefik (the cluster's ingress) names its request metrics like this.
-HTTP_METRICS = HttpMetrics(
-    requests_total="traefik_service_requests_total",
-    duration_bucket="traefik_service_request_duration_seconds_bucket",
-    code_label="code",
-    group_label="service",
-)
 
 
 @dataclass(frozen=True)
@@ -73,7 +66,10 @@ def build_observability(args: ObservabilityArgs) -> Observability:
         counts = {role: service.nodes for role, service in settings.data.services.items()}
         backups = ops.backups
         rules = alert_rule_groups(
-            ops.monitoring.alerts, AlertTopology(counts), backups if backups.enabled else None, HTTP_METRICS
+            ops.monitoring.alerts,
+            AlertTopology(counts),
+            backups if backups.enabled else None,
+            INGRESS_CONTROLLER.http_metrics,
         )
         monitoring = Monitoring(
             "monitoring",

@@ -116,7 +116,7 @@ class RateLimitSettings(StrictModel):
 
 
 class IngressSettings(StrictModel):
-    """Traefik Proxy from its official chart (ingress-nginx was retired in March 2026)."""
+    """The ingress controller's entry, replicas and edge limits (which controller: kubernetes/ingress.py)."""
 
     chart_version: str = "40.3.0"
     namespace: str = "ingress"

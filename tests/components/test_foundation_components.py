@@ -17,6 +17,7 @@ from components.foundation.firewall import (
     InboundRule,
     RoleFirewall,
     RoleFirewallArgs,
+    inbound_firewall,
     ssh_from_bastion,
 )
 from components.foundation.network import Network, NetworkArgs
@@ -133,6 +134,12 @@ def test_rules_open_to_the_world_are_refused_unless_marked_public() -> None:
     ]
     with pytest.raises(FirewallRuleError, match="must be 3-32 characters"):
         InboundRule("a-rule-label-that-is-far-too-long-for-linode", "TCP", "1", ("10.0.0.0/8",))
+
+
+def test_a_firewall_with_two_rules_of_the_same_label_is_refused() -> None:
+    rule = InboundRule("ssh-from-bastion", "TCP", "22", ("10.40.0.10/32",))
+    with pytest.raises(FirewallRuleError, match="duplicate rule labels"):
+        inbound_firewall("fw", "platform-infra-dev-x", [rule, rule], (), pulumi.ResourceOptions())
 
 
 def test_vm_group_places_each_node_on_its_planned_address_with_its_own_user_data() -> None:

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from components.kubernetes.cert_manager import ACME_DIRECTORIES, CertManager, CertManagerArgs
-from components.kubernetes.ingress import IngressController, IngressControllerArgs
-from components.kubernetes.manifests import StackContext
+from components.kubernetes.ingress import IngressController, IngressControllerArgs, nodebalancer_firewall_rules
+from components.kubernetes.objects import StackContext
 from components.settings.kubernetes import IngressSettings, TlsSettings
 from tools.offline import ResourceRecord, run_component
 
@@ -61,6 +61,14 @@ def test_staging_entry_is_one_nodebalancer_behind_its_firewall_with_proxy_protoc
     assert values["ports"]["websecure"]["proxyProtocol"]["trustedIPs"] == ["192.168.255.0/24"]
     assert firewall.inputs["inboundPolicy"] == "DROP"
     assert firewall.inputs["inbounds"][0]["ports"] == "80,443"
+
+
+def test_nodebalancer_rule_is_the_only_public_rule_and_the_open_internet_includes_ipv6() -> None:
+    (rule,) = nodebalancer_firewall_rules(("0.0.0.0/0",))
+    assert rule.public and (rule.protocol, rule.ports) == ("TCP", "80,443")
+    assert (rule.ipv4_sources, rule.ipv6_sources) == (["0.0.0.0/0"], ["::/0"])
+    (office,) = nodebalancer_firewall_rules(("198.51.100.0/24",))
+    assert office.ipv6_sources == []
 
 
 def test_prod_entry_is_highly_available() -> None:

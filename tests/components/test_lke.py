@@ -8,6 +8,7 @@ import yaml
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
+from components.foundation.firewall import InboundRule
 from components.kubernetes.lke import (
     LKE_PRIVATE_RANGE,
     NODEBALANCER_RANGE,
@@ -96,6 +97,13 @@ def test_node_pool_carries_the_node_firewall_with_akamais_lke_rules() -> None:
 def test_node_firewall_rules_admit_the_app_subnet_for_intra_cluster_traffic() -> None:
     sources = {rule.sources for rule in node_firewall_rules("10.44.0.0/14") if rule.label.startswith("intra")}
     assert sources == {("10.44.0.0/14",)}
+
+
+def test_node_firewall_speaks_the_shared_firewall_vocabulary_including_calico_ipip() -> None:
+    rules = node_firewall_rules(None)
+    assert all(isinstance(rule, InboundRule) and not rule.public for rule in rules)
+    ipip = next(rule for rule in rules if rule.protocol == "IPENCAP")
+    assert ipip.to_args().ports is None  # IP-in-IP has no ports
 
 
 def test_kubeconfig_is_a_decoded_secret_and_feeds_the_provider() -> None:

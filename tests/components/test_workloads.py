@@ -7,7 +7,8 @@ from typing import Any
 import pulumi
 
 from components.kubernetes.images import AppImage, AppImageArgs
-from components.kubernetes.manifests import CONNECTION_SECRET, StackContext
+from components.kubernetes.manifests import CONNECTION_SECRET
+from components.kubernetes.objects import StackContext
 from components.kubernetes.workloads import Workloads, WorkloadsArgs
 from components.settings.kubernetes import BuildSettings, RegistrySettings
 from tests.helpers import prod_like_settings, sample_connections

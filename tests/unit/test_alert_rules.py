@@ -6,9 +6,9 @@ from typing import Any
 
 import yaml
 
+from components.kubernetes.ingress import HttpMetrics
 from components.operations.alert_rules import (
     AlertTopology,
-    HttpMetrics,
     alert_names,
     alert_rule_groups,
     render_rules_yaml,

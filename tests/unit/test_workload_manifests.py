@@ -13,12 +13,12 @@ from components.data.redis.cluster import RedisConnection
 from components.kubernetes.manifests import (
     CA_KEY,
     CONNECTION_SECRET,
-    StackContext,
     app_url,
     application_objects,
     cluster_issuer_name,
     connection_settings,
 )
+from components.kubernetes.objects import StackContext
 from components.settings.kubernetes import KubernetesSettings
 from tests.helpers import prod_like_settings, sample_connections
 
