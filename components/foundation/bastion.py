@@ -1,7 +1,7 @@
 """The admin jump host: the only VM whose SSH is reachable from outside, from admin CIDRs only.
 
-Operators reach the private tier with `ssh -J ops@<bastion> ops@<vpc address>` (the seeds ask
-for administrative access through a VPN or a jump host).
+Operators reach the private tier with `ssh -J ops@<bastion> ops@<vpc address>`: administrative access goes
+through one audited jump host instead of SSH on every VM.
 """
 
 from __future__ import annotations

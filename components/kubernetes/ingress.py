@@ -2,7 +2,7 @@
 
 Why Traefik: ingress-nginx was retired in March 2026; Traefik is actively released (chart 40.x
 ships Traefik v3.7), speaks the standard `networking.k8s.io/v1` Ingress, and covers every edge
-rule of the seeds (security headers, per-client rate limit, compression, HTTPS redirect) with
+rule the platform asks for (security headers, per-client rate limit, compression, HTTPS redirect) with
 first-class Middleware objects instead of snippet annotations. Its chart's defaults already
 meet the `restricted` Pod Security profile, so its namespace can enforce it too.
 
@@ -38,7 +38,7 @@ TRAEFIK_CHART = "traefik"
 RELEASE_NAME = "traefik"
 MIDDLEWARE_API = "traefik.io/v1alpha1"
 ROUTER_MIDDLEWARES_ANNOTATION = "traefik.ingress.kubernetes.io/router.middlewares"
-HSTS_SECONDS = 31_536_000  # one year, as in the seeds' nginx config
+HSTS_SECONDS = 31_536_000  # one year: browsers keep to HTTPS across a year of visits
 LB_ANNOTATION = "service.beta.kubernetes.io/linode-loadbalancer-"
 
 
@@ -103,7 +103,8 @@ def middleware_names(ctx: StackContext) -> list[str]:
 
 
 def edge_objects(settings: KubernetesSettings, ctx: StackContext) -> list[dict[str, Any]]:
-    """The seeds' nginx edge rules as Traefik middlewares in the application namespace."""
+    """The edge rules (headers, rate limit, compression, HTTPS redirect) as Traefik middlewares in the
+    application namespace."""
     ns = settings.namespace.name
     headers: dict[str, Any] = {
         "frameDeny": True,  # X-Frame-Options: DENY

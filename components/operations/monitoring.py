@@ -112,7 +112,7 @@ def _panel(panel_id: int, title: str, expr: str, unit: str, x: int, y: int) -> d
 
 
 def platform_dashboard(stack: str) -> dict[str, Any]:
-    """The seeds' key metrics on one page: resources, latency, errors, databases, workers, backups."""
+    """The platform's key metrics on one page: resources, latency, errors, databases, workers, backups."""
     http = INGRESS_CONTROLLER.http_metrics  # request metrics as the ingress controller names them
     by = http.group_label
     specs = [

@@ -13,7 +13,7 @@ from components.settings.environment import Environment
 class CurrencyRate(StrictModel):
     """How many euros one US dollar buys, with where and when the figure was read.
 
-    Linode bills in USD while the seeds budget in EUR; the rate lives in config so a
+    Linode bills in USD while the budgets are set in EUR; the rate lives in config so a
     reviewer can see (and refresh) the figure the cost guardrail relies on.
     """
 

@@ -109,7 +109,7 @@ class NodePoolSettings(StrictModel):
 
 
 class RateLimitSettings(StrictModel):
-    """Per client address, as in the seeds' nginx `limit_req` (10 r/s, burst 20)."""
+    """Per client address: 10 r/s with a burst of 20 by default, enough for a browser, not a scraper."""
 
     requests_per_second: int = Field(default=10, ge=1, le=10000)
     burst: int = Field(default=20, ge=0, le=100000)
@@ -331,8 +331,8 @@ class WorkloadSettings(StrictModel):
 
 
 def _default_workloads() -> tuple[WorkloadSettings, ...]:
-    # The seeds' API (003: port 8080, /health + /ready, 128Mi/100m requests, 512Mi/500m limits)
-    # and a queue worker consuming RabbitMQ.
+    # An HTTP API (port 8080, /health + /ready, 128Mi/100m requests, 512Mi/500m limits) and a
+    # queue worker consuming RabbitMQ: the application's two shapes.
     return (
         WorkloadSettings(
             name="api",

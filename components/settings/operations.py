@@ -12,7 +12,7 @@ from components.settings.common import StrictModel
 
 # systemd OnCalendar expressions ("*-*-* 01:30:00", "Sun *-*-* 05:00:00", "*-*-* 00/6:15:00",
 # "daily", "weekly"). A light shape check here; tests/unit/test_backup_schedule.py runs the
-# seeds through `systemd-analyze calendar` for the real verdict.
+# stacks' expressions through `systemd-analyze calendar` for the real verdict.
 _ON_CALENDAR = re.compile(
     r"^(minutely|hourly|daily|weekly|monthly|"
     r"((Mon|Tue|Wed|Thu|Fri|Sat|Sun)([-,](Mon|Tue|Wed|Thu|Fri|Sat|Sun))* )?"
