@@ -61,7 +61,7 @@ def tls_files(files: TlsFiles, material: TlsMaterial, owner: str) -> list[dict[s
 
 def setup_script(lines: list[str]) -> str:
     return (
-        "#!/bin/bash\n# Rendered by platform-infra (components/data_cloud_init.py).\nset -euo pipefail\n"
+        "#!/bin/bash\n# Rendered by platform-infra (components/data/cloud_init.py).\nset -euo pipefail\n"
         + "\n".join(lines)
         + "\n"
     )

@@ -111,7 +111,7 @@ def _ini(sections: dict[str, dict[str, str | None]]) -> str:
         for key, value in options.items():
             parser.set(name, key, value)
     out = io.StringIO()
-    out.write("# Rendered by platform-infra (components/mariadb_config.py); do not edit by hand.\n")
+    out.write("# Rendered by platform-infra (components/data/mariadb/config.py); do not edit by hand.\n")
     parser.write(out)
     return out.getvalue()
 

@@ -162,7 +162,7 @@ def render_rabbitmq_conf(args: RabbitMqNodeArgs) -> str:
         ("log.console", "false"),
         ("log.file.level", "info"),
     ]
-    header = "# Rendered by platform-infra (components/rabbitmq_config.py); do not edit by hand.\n"
+    header = "# Rendered by platform-infra (components/data/rabbitmq/config.py); do not edit by hand.\n"
     return header + "".join(f"{key} = {value}\n" for key, value in settings)
 
 
@@ -208,7 +208,7 @@ def render_inter_node_tls_config(args: RabbitMqNodeArgs) -> str:
     )
     common = f"{files}, {{secure_renegotiate, true}}, {{verify, verify_peer}}"
     return (
-        "%% Rendered by platform-infra (components/rabbitmq_config.py).\n"
+        "%% Rendered by platform-infra (components/data/rabbitmq/config.py).\n"
         "[\n"
         f"  {{server, [{common}, {{fail_if_no_peer_cert, true}}]}},\n"
         f"  {{client, [{common}]}}\n"

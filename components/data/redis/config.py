@@ -91,7 +91,7 @@ def _quote(value: str) -> str:
 
 
 def _lines(pairs: list[tuple[str, str]]) -> str:
-    header = "# Rendered by platform-infra (components/redis_config.py). Sentinel may rewrite it.\n"
+    header = "# Rendered by platform-infra (components/data/redis/config.py). Sentinel may rewrite it.\n"
     return header + "".join(f"{key} {value}\n" for key, value in pairs)
 
 
