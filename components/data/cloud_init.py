@@ -87,3 +87,9 @@ def private_network_lines() -> list[str]:
         '  echo "no private-network IPv4 on this VM: clients outside the VPC cannot connect" >&2',
         "fi",
     ]
+
+
+def require_tls_pair(files: TlsFiles | None, material: TlsMaterial | None) -> None:
+    """A node's TLS file paths and its TLS material come together or not at all."""
+    if (files is None) != (material is None):
+        raise ValueError("TLS file paths and TLS material go together")

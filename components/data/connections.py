@@ -9,7 +9,7 @@ connection itself, so the Kubernetes tier never names a service.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import pulumi
@@ -45,8 +45,9 @@ class ServiceConnection:
         raise NotImplementedError
 
     def exports(self) -> dict[str, Any]:
-        """The stack output for this service (the caller keeps the whole output secret)."""
-        raise NotImplementedError
+        """The stack output for this service: every field (the caller keeps the whole output secret)."""
+        values = {field.name: getattr(self, field.name) for field in fields(self)}
+        return {**values, "hosts": list(self.hosts)}
 
 
 @dataclass(frozen=True)

@@ -48,16 +48,6 @@ class MariaDbConnection(ServiceConnection):
             )
         }
 
-    def exports(self) -> dict[str, Any]:
-        return {
-            "hosts": list(self.hosts),
-            "primary_host": self.primary_host,
-            "port": self.port,
-            "database": self.database,
-            "user": self.user,
-            "password": self.password,
-            "tls": self.tls,
-        }
 
 
 class MariaDbCluster(DataCluster):

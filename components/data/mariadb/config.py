@@ -22,6 +22,7 @@ from components.data.cloud_init import (
     cloud_file,
     hold_service_starts,
     private_network_lines,
+    require_tls_pair,
     setup_script,
     tls_files,
     wait_for_tcp,
@@ -362,8 +363,7 @@ def mariadb_cloud_config(
     private_network: bool = False,
 ) -> dict[str, Any]:
     """cloud-config for one MariaDB node (carries credentials: the caller keeps it secret)."""
-    if (args.tls is None) != (tls is None):
-        raise ValueError("TLS file paths and TLS material go together")
+    require_tls_pair(args.tls, tls)
     packages = ["mariadb-server", "mariadb-client", "mariadb-backup"]
     if args.topology is MariaDbTopology.GALERA:
         packages += ["galera-4", "socat"]

@@ -48,15 +48,6 @@ class RabbitMqConnection(ServiceConnection):
         urls = [f"{scheme}://{credentials}@{name_of(host)}:{self.port}/{vhost}" for host in self.hosts]
         return {"AMQP_URL": urls[0], "AMQP_URLS": ",".join(urls)}
 
-    def exports(self) -> dict[str, Any]:
-        return {
-            "hosts": list(self.hosts),
-            "port": self.port,
-            "vhost": self.vhost,
-            "user": self.user,
-            "password": self.password,
-            "tls": self.tls,
-        }
 
 
 class RabbitMqCluster(DataCluster):

@@ -23,6 +23,7 @@ from components.data.cloud_init import (
     cloud_file,
     hold_service_starts,
     private_network_lines,
+    require_tls_pair,
     setup_script,
     tls_files,
     wait_for_tcp,
@@ -330,8 +331,7 @@ def rabbitmq_cloud_config(
     args: RabbitMqNodeArgs, tls: TlsMaterial | None = None, private_network: bool = False
 ) -> dict[str, Any]:
     """cloud-config for one RabbitMQ node."""
-    if (args.tls is None) != (tls is None):
-        raise ValueError("TLS file paths and TLS material go together")
+    require_tls_pair(args.tls, tls)
     files = [
         hold_service_starts(),
         {"path": "/etc/hosts", "content": render_hosts_entries(args), "append": True},

@@ -47,16 +47,6 @@ class RedisConnection(ServiceConnection):
             settings["REDIS_SENTINEL_MASTER"] = self.sentinel_master
         return settings
 
-    def exports(self) -> dict[str, Any]:
-        return {
-            "hosts": list(self.hosts),
-            "primary_host": self.primary_host,
-            "port": self.port,
-            "sentinel_port": self.sentinel_port,
-            "sentinel_master": self.sentinel_master,
-            "password": self.password,
-            "tls": self.tls,
-        }
 
 
 class RedisCluster(DataCluster):

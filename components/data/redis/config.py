@@ -18,6 +18,7 @@ from components.data.cloud_init import (
     cloud_file,
     hold_service_starts,
     private_network_lines,
+    require_tls_pair,
     setup_script,
     tls_files,
 )
@@ -200,8 +201,7 @@ def redis_cloud_config(
     args: RedisNodeArgs, tls: TlsMaterial | None = None, private_network: bool = False
 ) -> dict[str, Any]:
     """cloud-config for one Redis node (and its Sentinel with 3+ nodes)."""
-    if (args.tls is None) != (tls is None):
-        raise ValueError("TLS file paths and TLS material go together")
+    require_tls_pair(args.tls, tls)
     sentinel = args.topology is RedisTopology.SENTINEL
     packages = ["redis-server", *(["redis-sentinel"] if sentinel else [])]
     files = [
