@@ -105,6 +105,10 @@ if backup_storage is not None:
 pulumi.export("kubeconfig", kubernetes.kubeconfig)  # secret: admin credentials of the cluster
 pulumi.export("kubernetes_cluster_id", kubernetes.cluster.cluster_id)
 pulumi.export("app_namespace", kubernetes.namespace)
+if kubernetes.load_balancer is not None:
+    pulumi.export("ingress_ipv4", kubernetes.load_balancer.ipv4)  # point DNS here when Linode does not hold the zone
+if kubernetes.dns is not None:
+    pulumi.export("dns_records", list(kubernetes.dns.records))
 if (url := app_url(settings.kubernetes)) is not None:
     pulumi.export("app_url", url)  # what the deployment's end-to-end smoke check calls
 pulumi.export("stack", settings.stack)

@@ -186,6 +186,11 @@ def realistic_outputs(type_: str, name: str, inputs: dict[str, Any], rid: str) -
         metadata.setdefault("name", name)
         metadata.setdefault("uid", f"00000000-0000-4000-8000-{int(rid):012d}")
         out["metadata"] = metadata
+        if type_ == "kubernetes:core/v1:Service" and not inputs.get("spec"):
+            # A read (`Service.get`): the live object, with the NodeBalancer's addresses that
+            # Linode's cloud controller writes into the status of a LoadBalancer Service.
+            out["spec"] = {"type": "LoadBalancer"}
+            out["status"] = {"loadBalancer": {"ingress": [{"ip": f"172.105.201.{n}"}, {"ip": f"2a01:7e01::{n:x}"}]}}
         if type_ == "kubernetes:helm.sh/v3:Release":
             out["status"] = {
                 "status": "deployed",
@@ -213,6 +218,10 @@ class RecordingMocks(pulumi.runtime.Mocks):
         return rid, outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        if args.token == "linode:index/getDomain:getDomain":  # an existing master zone
+            zone = str(args.args.get("domain"))
+            return {"id": 1000000 + int(_digest(zone)[:5], 16), "domain": zone, "type": "master",
+                    "status": "active", "soaEmail": f"hostmaster@{zone}", "ttlSec": 0}, []
         return {}, None
 
 

@@ -17,8 +17,9 @@ from components.data.connections import DataConnections
 from components.foundation.address_plan import AddressPlan
 from components.foundation.network import Network
 from components.kubernetes.cert_manager import CertManager, CertManagerArgs
+from components.kubernetes.dns import IngressDns, IngressDnsArgs, IngressLoadBalancer, IngressLoadBalancerArgs
 from components.kubernetes.images import AppImage, AppImageArgs
-from components.kubernetes.ingress import IngressController, IngressControllerArgs
+from components.kubernetes.ingress import RELEASE_NAME, IngressController, IngressControllerArgs
 from components.kubernetes.lke import LkeCluster, LkeClusterArgs
 from components.kubernetes.manifests import cluster_issuer_name
 from components.kubernetes.objects import StackContext
@@ -36,6 +37,8 @@ class KubernetesTier:
     cert_manager: CertManager
     workloads: Workloads
     images: dict[str, AppImage]
+    load_balancer: IngressLoadBalancer | None = None  # none when the stack has no NodeBalancer
+    dns: IngressDns | None = None  # only when config names a Linode Domains zone (dns.zone)
 
     @property
     def namespace(self) -> str:
@@ -85,6 +88,29 @@ def build_kubernetes_tier(
             tags=tuple(tags),
         ),
         opts=in_cluster,
+    )
+    # The chart names its Service after the release (README: `svc/traefik`).
+    load_balancer = (
+        IngressLoadBalancer(
+            "ingress-address",
+            IngressLoadBalancerArgs(release=ingress.release, namespace=ingress.namespace, service_name=RELEASE_NAME),
+            opts=in_cluster,
+        )
+        if k.ingress.load_balancer != "none"
+        else None
+    )
+    dns = (
+        IngressDns(
+            "dns",
+            IngressDnsArgs(
+                zone=settings.dns.zone,
+                hosts=settings.public_hosts,
+                target_ipv4=load_balancer.ipv4,
+                ttl_sec=settings.dns.ttl_sec,
+            ),
+        )
+        if settings.dns.zone is not None and load_balancer is not None
+        else None
     )
     cert_manager = CertManager(
         "cert-manager",
@@ -138,4 +164,6 @@ def build_kubernetes_tier(
         cert_manager=cert_manager,
         workloads=workloads,
         images=images,
+        load_balancer=load_balancer,
+        dns=dns,
     )

@@ -81,7 +81,7 @@ def _http_rules(t: AlertThresholds, http: HttpMetrics) -> list[dict[str, Any]]:
             f"{errors} / {total} > {t.error_ratio:g}",
             t.error_for,
             "critical",
-            f"More than {t.error_ratio:.0%} of requests to {{{{ $labels.{by} }}}} fail",
+            f"More than {t.error_ratio:.1%} of requests to {{{{ $labels.{by} }}}} fail",
             "5xx ratio {{ $value | humanizePercentage }} over 5 minutes.",
         ),
         alert(

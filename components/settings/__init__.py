@@ -24,6 +24,7 @@ from components.settings.base import (
 from components.settings.budget import BudgetSettings
 from components.settings.common import KeyedError
 from components.settings.data import DataSettings
+from components.settings.dns import DnsSettings, record_name
 from components.settings.environment import (
     ENVIRONMENT_ALLOWED,
     ENVIRONMENTS,
@@ -43,6 +44,7 @@ __all__ = [
     "BastionSettings",
     "BudgetSettings",
     "DataSettings",
+    "DnsSettings",
     "Environment",
     "Expectations",
     "KubernetesSettings",
@@ -72,6 +74,28 @@ class StackSettings(FoundationSettings):
     kubernetes: KubernetesSettings
     operations: OperationsSettings
     budget: BudgetSettings
+    dns: DnsSettings = DnsSettings()
+
+    @model_validator(mode="after")
+    def _dns_zone_holds_every_public_host(self) -> StackSettings:
+        zone = self.dns.zone
+        if zone is None:
+            return self
+        if self.kubernetes.ingress.load_balancer == "none":
+            raise KeyedError(
+                "dns.zone",
+                repr(zone),
+                "allowed: only with kubernetes.ingress.load_balancer basic or ha (records point at the "
+                "ingress NodeBalancer; without one there is no public address)",
+            )
+        outside = [host for host in self.public_hosts if record_name(host, zone) is None]
+        if outside:
+            raise KeyedError(
+                "dns.zone",
+                repr(zone),
+                f"allowed: a zone containing every public host; {', '.join(outside)} is outside it",
+            )
+        return self
 
     @model_validator(mode="after")
     def _production_admin_access_is_narrow(self) -> StackSettings:
@@ -125,6 +149,15 @@ class StackSettings(FoundationSettings):
                 f"({self.instance_breakdown()}); lower the counts or raise the limit",
             )
         return self
+
+    @property
+    def public_hosts(self) -> tuple[str, ...]:
+        """Names the ingress serves to the internet: workload hosts, then the log push host."""
+        hosts = [w.ingress.host for w in self.kubernetes.workloads if w.ingress is not None]
+        logging = self.operations.logging
+        if logging.enabled and logging.vm_push_host:
+            hosts.append(logging.vm_push_host)
+        return tuple(dict.fromkeys(hosts))
 
     @property
     def expectations(self) -> Expectations:

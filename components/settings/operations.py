@@ -147,7 +147,9 @@ class AlertThresholds(StrictModel):
     service_down_for: str = "30s"
     cpu_percent: float = Field(default=80, gt=0, le=100)
     cpu_for: str = "5m"
-    error_ratio: float = Field(default=0.05, gt=0, lt=1)
+    # The seeds' objective (002, "Métricas de Éxito": Error Rate < 0.1%): more 5xx than that over
+    # error_for is an incident, not noise to tolerate.
+    error_ratio: float = Field(default=0.001, gt=0, lt=1)
     error_for: str = "5m"
     p95_latency_seconds: float = Field(default=0.2, gt=0)
     latency_for: str = "5m"

@@ -80,3 +80,10 @@ def test_http_metric_names_are_configurable() -> None:
 def test_rendered_yaml_round_trips() -> None:
     rules = alert_rule_groups(AlertThresholds(), AlertTopology({"mariadb": 3, "redis": 3, "rabbitmq": 3}), BACKUPS)
     assert yaml.safe_load(render_rules_yaml(rules)) == rules
+
+
+def test_error_rate_alert_defaults_to_the_seeds_objective_of_under_a_tenth_of_a_percent() -> None:
+    topology = AlertTopology({"mariadb": 3, "redis": 3, "rabbitmq": 3})
+    rule = _rule(alert_rule_groups(AlertThresholds(), topology, BACKUPS), "HighErrorRate")
+    assert rule["expr"].endswith("> 0.001")
+    assert "More than 0.1% of requests" in rule["annotations"]["summary"]
