@@ -89,7 +89,7 @@ def build_kubernetes_tier(
         ),
         opts=in_cluster,
     )
-    # The chart names its Service after the release (README: `svc/traefik`).
+    # The controller's chart names its Service after the release.
     load_balancer = (
         IngressLoadBalancer(
             "ingress-address",
