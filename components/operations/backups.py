@@ -93,7 +93,8 @@ class BackupWindowsArgs:
     instance_ids: Sequence[pulumi.Input[str]]  # data VMs with the Linode Backup Service enabled
     day: str
     window: str  # W0..W22, two-hour UTC slots
-    token: pulumi.Input[str]  # Linode API token (secret)
+    # No token here: the provider reads the stack's linode:token (or LINODE_TOKEN) at each call,
+    # so a rotated token is used and none is kept in state (backup_window.py).
     api_url: str = LINODE_API_URL
     depends_on: Sequence[pulumi.Resource] = ()
 
@@ -111,7 +112,6 @@ class BackupWindows(pulumi.ComponentResource):
                 linode_id=instance_id,
                 day=args.day,
                 window=args.window,
-                token=args.token,
                 api_url=args.api_url,
                 opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
             )
@@ -131,17 +131,15 @@ def backup_windows(
     settings: BackupSettings,
     instance_ids: Mapping[str, pulumi.Output[list[str]]],
     node_counts: Mapping[str, int],
-    token: pulumi.Input[str] | None,
 ) -> BackupWindows | None:
     """The Backup Service window of every data VM, when the stack names one.
 
     The settings loader has already refused a window without the Backup Service on the data
-    VMs, and a window without a `linode:token` secret.
+    VMs, and a window without a `linode:token` secret (the provider reads it at each call).
     """
     if not settings.linode_backup_window:
         return None
     assert settings.linode_backup_day is not None  # the settings model sets both together
-    assert token is not None  # the loader requires linode:token when a window is set
     ids: list[pulumi.Input[str]] = []
     for role, count in node_counts.items():
         role_ids = instance_ids[role]
@@ -149,6 +147,6 @@ def backup_windows(
     return BackupWindows(
         "backup-window",
         BackupWindowsArgs(
-            instance_ids=ids, day=settings.linode_backup_day, window=settings.linode_backup_window, token=token
+            instance_ids=ids, day=settings.linode_backup_day, window=settings.linode_backup_window
         ),
     )

@@ -71,11 +71,11 @@ def test_retention_change_follows_config() -> None:
     assert bucket.inputs["lifecycleRules"][0]["expiration"]["days"] == 7
 
 
-def test_backup_window_is_set_on_every_data_vm_with_a_secret_token() -> None:
+def test_backup_window_is_set_on_every_data_vm_and_keeps_no_token_in_state() -> None:
     _, records = run_component(
         lambda: BackupWindows(
             "backup-window",
-            BackupWindowsArgs(instance_ids=["41001", "41002", "41003"], day="Sunday", window="W2", token="tok"),
+            BackupWindowsArgs(instance_ids=["41001", "41002", "41003"], day="Sunday", window="W2"),
         )
     )
     windows = [r for r in records if r.type == "pulumi-python:dynamic:Resource"]
@@ -85,7 +85,8 @@ def test_backup_window_is_set_on_every_data_vm_with_a_secret_token() -> None:
         ("41003", "Sunday", "W2"),
     ]
     assert all(w.inputs["api_url"] == "https://api.linode.com/v4" for w in windows)
-    assert all("token" in w.secret_inputs for w in windows)
+    # The provider reads linode:token when it runs, so a rotated token is used (backup_window.py).
+    assert all("token" not in w.inputs for w in windows)
 
 
 # --- the operations tier per stack: bucket, role addons, backup windows -------------------------
@@ -187,7 +188,7 @@ def test_the_configured_backup_window_is_set_on_every_data_vm(stack: str) -> Non
 
     def build() -> object:
         outputs = {role: pulumi.Output.from_input(values) for role, values in ids.items()}
-        return backup_windows(backups, outputs, counts, pulumi.Output.secret("token"))
+        return backup_windows(backups, outputs, counts)
 
     _, records = run_component(build, stack=stack)
     windows = [r for r in records if r.type == "pulumi-python:dynamic:Resource"]
