@@ -8,8 +8,11 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_linode as linode
+import pulumi_random as random
 
+from components.linode.labels import check_label
 from components.operations.backup_window import LINODE_API_URL, LinodeBackupWindow
+from components.settings import BUCKET_SUFFIX_HEX
 from components.settings.operations import BackupSettings
 
 
@@ -20,7 +23,9 @@ def _s3_endpoint(endpoint: str | None, region: str) -> str:
 
 @dataclass(frozen=True)
 class BackupStorageArgs:
-    label: str  # <project>-<stack>-backups; bucket labels are lowercase, 3-63 characters
+    # <project>-<stack>-backups; the bucket is named <label>-<8 hex>: bucket names are shared by
+    # every customer of a region, so a stable random suffix keeps ours from colliding.
+    label: str
     settings: BackupSettings
     protect: bool = False  # prod keeps its backups even if the stack is torn down by mistake
 
@@ -41,9 +46,19 @@ class BackupStorage(pulumi.ComponentResource):
             raise ValueError(f"{name}: backups need bucket_region")
         region = args.settings.bucket_region
         child = pulumi.ResourceOptions(parent=self)
+        kept = pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(protect=args.protect))
+        check_label("bucket", f"{args.label}-{'0' * BUCKET_SUFFIX_HEX}")
+        # Stable: a new suffix only if the label or region changes (a new bucket anyway);
+        # protected with the bucket, so the name of production's backups never moves.
+        self.suffix = random.RandomId(
+            f"{name}-suffix",
+            byte_length=BUCKET_SUFFIX_HEX // 2,
+            keepers={"label": args.label, "region": region},
+            opts=kept,
+        )
         self.bucket = linode.ObjectStorageBucket(
             f"{name}-bucket",
-            label=args.label,
+            label=self.suffix.hex.apply(lambda suffix: check_label("bucket", f"{args.label}-{suffix}")),
             region=region,
             acl="private",
             versioning=False,
@@ -58,7 +73,7 @@ class BackupStorage(pulumi.ComponentResource):
                     abort_incomplete_multipart_upload_days=2,
                 )
             ],
-            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(protect=args.protect)),
+            opts=kept,
         )
         self.key = linode.ObjectStorageKey(
             f"{name}-key",
