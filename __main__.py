@@ -23,7 +23,7 @@ from components.operations import (
     maintenance_cloud_config,
     vm_addons,
 )
-from components.settings.stack_config import LINODE_TOKEN, load_stack_config
+from components.settings.stack_config import load_stack_config
 
 settings, secrets = load_stack_config()
 ops = settings.operations
@@ -75,7 +75,6 @@ windows = backup_windows(
     ops.backups,
     data_tier.instance_ids(),
     {role: service.nodes for role, service in settings.data.services.items()},
-    token=secrets.get(LINODE_TOKEN),
 )
 
 # --- kubernetes tier ------------------------------------------------------------------

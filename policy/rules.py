@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from components.linode.labels import label_problems, labels_of
 from components.settings.budget import BudgetSettings
 from components.settings.environment import EXPECTATIONS, Environment, Expectations, parse_environment
 from policy import cost
@@ -30,6 +31,27 @@ NODEBALANCER_CONFIG = "linode:index/nodeBalancerConfig:NodeBalancerConfig"
 K8S_SECRET = "kubernetes:core/v1:Secret"
 K8S_INGRESS = "kubernetes:networking.k8s.io/v1:Ingress"
 K8S_SERVICE = cost.K8S_SERVICE
+LKE_CLUSTER = "linode:index/lkeCluster:LkeCluster"
+LINODE_PROVIDER = "pulumi:providers:linode"
+
+# Linode API v4 reference, Linodes > "Create a Linode", `metadata.user_data`: cloud-init user
+# data, base64-encoded, at most 65,535 bytes (issue 10). Whether the API counts the decoded or
+# the encoded bytes could not be confirmed offline, so the rule holds the stricter reading:
+# the base64 text itself stays within the limit (which keeps the decoded data under 49,151).
+USER_DATA_LIMIT_BYTES = 65_535
+# Linode API v4 reference, Firewalls > "Create a firewall", `rules`: "A Firewall may have up to
+# 25 rules across its inbound and outbound rulesets."
+FIREWALL_RULE_LIMIT = 25
+# terraform-provider-linode's CustomizeDiff refuses these LKE fields unless the provider's
+# api_version is v4beta (linode/terraform-provider-linode#2171; pulumi_linode.LkeCluster `tier`
+# docstring: "only accepted and populated when api_version is set to `v4beta`").
+LKE_V4BETA_FIELDS = ("tier", "vpcId", "subnetId", "stackType")
+# Version strings LKE accepts per tier (GET /v4beta/lke/tiers/{tier}/versions): standard names
+# a minor ("1.35"), enterprise an exact build ("v1.35.2+lke1").
+LKE_VERSION_FORMAT = {
+    "standard": re.compile(r"^1\.[0-9]{1,2}$"),
+    "enterprise": re.compile(r"^v1\.[0-9]{1,2}\.[0-9]+\+lke[0-9]+$"),
+}
 
 # Where the pod template sits in each workload kind.
 WORKLOAD_POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
@@ -94,6 +116,8 @@ class ResourceView:
     secret_paths: frozenset[str] | None = None
     parent: str | None = None
     urn: str | None = None  # carries the type of every ancestor, parent included
+    # The inputs of the resource's provider (explicit or default); None when not known.
+    provider_inputs: Mapping[str, Any] | None = None
 
     @property
     def tags(self) -> frozenset[str]:
@@ -464,6 +488,68 @@ def check_cost_ceiling_within_budget(resources: Sequence[ResourceView], ctx: Sta
                f"over its budget of {ctx.budget.monthly_eur:.2f} EUR; cap the autoscaler or plan for it")
 
 
+# --- Linode's own rules: what the API or the provider refuses ------------------------------
+
+def _known(value: Any) -> bool:
+    return isinstance(value, str) and value != UNKNOWN
+
+
+def check_linode_labels(view: ResourceView, ctx: StackContext) -> Iterator[str]:
+    # Sources per kind in components/linode/labels.py (API reference, Cloud Manager validation).
+    for kind, label in labels_of(view.type, view.inputs):
+        if _known(label):
+            for problem in label_problems(kind, label):
+                yield f"{view.name}: {problem}"
+
+
+def check_lke_v4beta(view: ResourceView, ctx: StackContext) -> Iterator[str]:
+    if view.type != LKE_CLUSTER:
+        return
+    beta = [name for name in LKE_V4BETA_FIELDS if view.inputs.get(name) not in (None, "")]
+    api_version = (view.provider_inputs or {}).get("apiVersion")
+    if beta and api_version != "v4beta":
+        yield (f"LKE cluster {view.name} sets {', '.join(beta)}, which the provider sends only with "
+               f"api_version v4beta (terraform-provider-linode#2171); its provider has "
+               f"api_version {api_version!r}")
+
+
+def check_lke_version_format(view: ResourceView, ctx: StackContext) -> Iterator[str]:
+    if view.type != LKE_CLUSTER:
+        return
+    version = view.inputs.get("k8sVersion")
+    tier = view.inputs.get("tier") or "standard"
+    if not isinstance(version, str) or not _known(version) or tier not in LKE_VERSION_FORMAT:
+        return
+    if not LKE_VERSION_FORMAT[tier].match(version):
+        example = "1.35" if tier == "standard" else "v1.35.2+lke1"
+        yield (f"LKE cluster {view.name}: k8s_version {version!r} is not a version LKE {tier} offers "
+               f"(format like {example!r}, from GET /v4beta/lke/tiers/{tier}/versions)")
+
+
+def _user_data(view: ResourceView) -> Iterator[str]:
+    for metadata in view.inputs.get("metadatas") or []:
+        if isinstance(metadata, Mapping) and _known(metadata.get("userData")):
+            yield metadata["userData"]
+
+
+def check_user_data_size(view: ResourceView, ctx: StackContext) -> Iterator[str]:
+    if view.type != INSTANCE:
+        return
+    for encoded in _user_data(view):
+        if len(encoded) > USER_DATA_LIMIT_BYTES:
+            yield (f"instance {view.name}: user data is {len(encoded)} bytes base64-encoded; Linode accepts "
+                   f"at most {USER_DATA_LIMIT_BYTES} (ship large files gzip-compressed: encoding gz+b64)")
+
+
+def check_firewall_rule_count(view: ResourceView, ctx: StackContext) -> Iterator[str]:
+    if view.type != FIREWALL:
+        return
+    count = len(view.inputs.get("inbounds") or []) + len(view.inputs.get("outbounds") or [])
+    if count > FIREWALL_RULE_LIMIT:
+        yield (f"firewall {view.name} has {count} rules; Linode allows {FIREWALL_RULE_LIMIT} across "
+               "inbound and outbound")
+
+
 RESOURCE_RULES: tuple[ResourceRule, ...] = (
     ResourceRule("firewall-inbound-drop", "Every Linode firewall drops inbound traffic by default.",
                  check_firewall_drops_inbound),
@@ -492,6 +578,19 @@ RESOURCE_RULES: tuple[ResourceRule, ...] = (
     # it is mandatory.
     ResourceRule("credentials-are-secret", "Values that carry credentials are Pulumi secrets.",
                  check_credentials_are_secret, pack_enforcement="remediate"),
+    ResourceRule("linode-label-rules",
+                 "Every Linode label (and firewall rule label) meets the API's length and character rules.",
+                 check_linode_labels),
+    ResourceRule("lke-beta-fields-need-v4beta",
+                 "An LKE cluster with tier or VPC fields is managed by a provider with api_version v4beta.",
+                 check_lke_v4beta),
+    ResourceRule("lke-version-format",
+                 "An LKE cluster's k8s_version has the form its tier offers.",
+                 check_lke_version_format),
+    ResourceRule("user-data-size", "Instance user data stays within Linode's 65,535-byte limit.",
+                 check_user_data_size),
+    ResourceRule("firewall-rule-count", "A Linode firewall has at most 25 rules.",
+                 check_firewall_rule_count),
 )
 
 STACK_RULES: tuple[StackRule, ...] = (
@@ -529,10 +628,22 @@ def evaluate(resources: Iterable[ResourceView], ctx: StackContext) -> Evaluation
 
 # --- adapters ---------------------------------------------------------------------------
 
-def view_from_record(record: Any) -> ResourceView:
+def views_from_records(records: Sequence[Any]) -> list[ResourceView]:
+    """Views of a whole offline run, each with its provider's inputs when it has an explicit one."""
+    by_urn = {record.urn: record for record in records}
+    views = []
+    for record in records:
+        reference = getattr(record, "provider", None) or ""
+        provider = by_urn.get(reference.rsplit("::", 1)[0]) if reference else None
+        views.append(view_from_record(record, provider))
+    return views
+
+
+def view_from_record(record: Any, provider: Any = None) -> ResourceView:
     """A view of an offline-engine record (`tools/offline.py`: type, name, inputs, protect, parent).
 
-    Mock inputs keep Pulumi's secret markers, so secretness is known here.
+    Mock inputs keep Pulumi's secret markers, so secretness is known here. `provider` is the
+    record of the resource's explicit provider, if it has one.
     """
     plain, secret_paths = cost.unwrap_secrets(dict(record.inputs or {}))
     # The engine also lists the top-level inputs that arrived secret.
@@ -545,6 +656,7 @@ def view_from_record(record: Any) -> ResourceView:
         secret_paths=secret_paths,
         parent=getattr(record, "parent", None),
         urn=getattr(record, "urn", None),
+        provider_inputs=cost.unwrap_secrets(dict(provider.inputs or {}))[0] if provider is not None else None,
     )
 
 
@@ -578,6 +690,7 @@ def _plain(value: Any) -> Any:
 def view_from_policy(resource: Any) -> ResourceView:
     """A view of pulumi-policy's ResourceValidationArgs or PolicyResource (secretness unknown)."""
     opts = getattr(resource, "opts", None)
+    provider = getattr(resource, "provider", None)
     return ResourceView(
         type=resource.resource_type,
         name=resource.name,
@@ -586,6 +699,7 @@ def view_from_policy(resource: Any) -> ResourceView:
         secret_paths=None,
         parent=getattr(opts, "parent", None),
         urn=getattr(resource, "urn", None),
+        provider_inputs=_plain(provider.props) if provider is not None else None,
     )
 
 

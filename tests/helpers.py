@@ -23,7 +23,7 @@ from components.data.services import SERVICES
 from components.foundation.cloud_init import BaseHardening, base_cloud_config
 from components.foundation.role_addon import RoleAddon
 from components.settings import Environment, StackSettings
-from components.settings.kubernetes import LKE_VERSIONS, KubernetesSettings
+from components.settings.kubernetes import KubernetesSettings, offered_minors
 from tools.offline import (
     ProgramRun,
     ResourceRecord,
@@ -201,7 +201,7 @@ def prod_like_settings(tls_mode: str = "letsencrypt-production", tier: str = "en
     return KubernetesSettings.model_validate(
         {
             "tier": tier,
-            "version": LKE_VERSIONS[tier][-1],
+            "version": offered_minors(tier)[-1],
             "tls": tls,
             "workloads": [
                 {

@@ -112,8 +112,14 @@ def _fake_kubeconfig(name: str) -> str:
     return base64.b64encode(yaml.safe_dump(doc).encode()).decode()
 
 
-_FAKE_PEM = "-----BEGIN CERTIFICATE-----\nMIIBfakefakefake\n-----END CERTIFICATE-----\n"
-_FAKE_KEY = "-----BEGIN PRIVATE KEY-----\nMIIEfakefakefake\n-----END PRIVATE KEY-----\n"
+# Real-size PKI material (RSA 4096, larger than the P-256 keys the program asks for, and a
+# certificate with a 3-node SAN list), so user-data size budgets see what production sees.
+_PKI = Path(__file__).resolve().parent / "mock_pki"
+_FAKE_PEM = (_PKI / "server.cert.pem").read_text()
+_FAKE_KEY = (_PKI / "rsa4096.key.pem").read_text()
+_FAKE_PUBLIC_KEY = (_PKI / "rsa4096.pub.pem").read_text()
+_FAKE_OPENSSH_KEY = (_PKI / "rsa4096.openssh.key").read_text()
+_FAKE_CSR = (_PKI / "server.csr.pem").read_text()
 
 
 def _digest(text: str) -> str:
@@ -162,22 +168,21 @@ def realistic_outputs(type_: str, name: str, inputs: dict[str, Any], rid: str) -
         out["result"] = ("Pw" + _digest(name) * 4)[:length]
         out.setdefault("bcrypt_hash", "$2a$10$" + _digest(name)[:53])
     elif type_ in ("random:index/randomId:RandomId", "random:index/randomString:RandomString"):
-        out["result"] = _digest(name)[: int(inputs.get("length", inputs.get("byte_length", 16)))]
-        out.setdefault("hex", _digest(name)[:32])
+        byte_length = int(inputs.get("byteLength", inputs.get("byte_length", 16)))
+        out["result"] = _digest(name)[: int(inputs.get("length", byte_length))]
+        out.setdefault("hex", _digest(name)[: 2 * byte_length])
         out.setdefault("b64_std", base64.b64encode(_digest(name)[:32].encode()).decode())
     elif type_ == "tls:index/privateKey:PrivateKey":
         out["private_key_pem"] = _FAKE_KEY
-        out["public_key_pem"] = "-----BEGIN PUBLIC KEY-----\nMIIBfake\n-----END PUBLIC KEY-----\n"
-        out["private_key_openssh"] = _FAKE_KEY
+        out["public_key_pem"] = _FAKE_PUBLIC_KEY
+        out["private_key_openssh"] = _FAKE_OPENSSH_KEY
     elif type_ in (
         "tls:index/selfSignedCert:SelfSignedCert",
         "tls:index/locallySignedCert:LocallySignedCert",
     ):
         out["cert_pem"] = _FAKE_PEM
     elif type_ == "tls:index/certRequest:CertRequest":
-        out["cert_request_pem"] = (
-            "-----BEGIN CERTIFICATE REQUEST-----\nMIIBfake\n-----END CERTIFICATE REQUEST-----\n"
-        )
+        out["cert_request_pem"] = _FAKE_CSR
     elif type_.startswith("docker:index/image:Image") or type_ == "docker:index/image:Image":
         image_name = str(inputs.get("image_name", inputs.get("imageName", "registry.example/app:1")))
         out["repo_digest"] = f"{image_name.split(':')[0]}@sha256:{_digest(image_name)}"
@@ -222,6 +227,13 @@ class RecordingMocks(pulumi.runtime.Mocks):
             zone = str(args.args.get("domain"))
             return {"id": 1000000 + int(_digest(zone)[:5], 16), "domain": zone, "type": "master",
                     "status": "active", "soaEmail": f"hostmaster@{zone}", "ttlSec": 0}, []
+        if args.token == "linode:index/getLkeVersions:getLkeVersions":
+            # What GET /v4beta/lke/tiers/{tier}/versions answers, from the catalog's list.
+            from components.linode.catalog import LKE_VERSIONS
+
+            tier = str(args.args.get("tier") or "standard")
+            versions = [{"id": version, "tier": tier} for version in LKE_VERSIONS[tier]]
+            return {"id": tier, "tier": tier, "versions": versions}, []
         return {}, None
 
 

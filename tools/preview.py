@@ -107,7 +107,7 @@ def sizing_summary(run: ProgramRun) -> list[tuple[str, str]]:
             paid["vcpus"] += price.vcpus * count
             paid["memory_gb"] += price.memory_gb * count
 
-    views = [rules.view_from_record(record) for record in run.resources]
+    views = rules.views_from_records(run.resources)
     by_role: dict[str, list[rules.ResourceView]] = {}
     for view in views:
         if view.type == cost.INSTANCE:
@@ -193,7 +193,7 @@ def build_report(stack: str) -> StackReport:
     started = time.perf_counter()
     run = run_program(stack)
     budget = stack_budget(stack)
-    views = [rules.view_from_record(record) for record in run.resources]
+    views = rules.views_from_records(run.resources)
     estimate: cost.StackCost | None = None
     cost_error: str | None = None
     try:

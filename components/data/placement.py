@@ -122,7 +122,7 @@ def firewall_and_vms(
     )
     firewall = RoleFirewall(
         f"{name}-firewall",
-        RoleFirewallArgs(label=placement.label_prefix[-32:], role=role, rules=all_rules, tags=tuple(placement.tags)),
+        RoleFirewallArgs(label=placement.label_prefix, role=role, rules=all_rules, tags=tuple(placement.tags)),
         opts=pulumi.ResourceOptions(parent=parent),
     )
     vms = VmGroup(

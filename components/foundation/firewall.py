@@ -16,11 +16,11 @@ from typing import Literal
 import pulumi
 import pulumi_linode as linode
 
+from components.linode.labels import LabelError, label_problems
+
 # IPENCAP is IP-in-IP (protocol 4), which Calico on the LKE nodes uses between pods.
 Protocol = Literal["TCP", "UDP", "ICMP", "IPENCAP"]
 
-# Linode limits firewall and rule labels to 3-32 characters.
-MAX_LABEL = 32
 ANYWHERE = frozenset({"0.0.0.0/0", "::/0"})
 
 
@@ -39,8 +39,9 @@ class InboundRule:
     public: bool = False  # only the ingress entry point may accept the world, and must say so
 
     def __post_init__(self) -> None:
-        if not 3 <= len(self.label) <= MAX_LABEL:
-            raise FirewallRuleError(f"rule label {self.label!r} must be 3-{MAX_LABEL} characters")
+        problems = label_problems("firewall_rule", self.label)
+        if problems:
+            raise FirewallRuleError("; ".join(problems))
         if not self.sources:
             raise FirewallRuleError(f"rule {self.label} has no sources")
         for source in self.sources:
@@ -95,6 +96,9 @@ def inbound_firewall(
     `linodes` attaches instances by id, for nodes created by someone else (LKE standard pools);
     VMs of our own attach themselves at creation through `firewall_id` instead.
     """
+    problems = label_problems("firewall", label)
+    if problems:
+        raise LabelError("; ".join(problems))
     labels = [rule.label for rule in rules]
     if len(labels) != len(set(labels)):
         raise FirewallRuleError(f"firewall {label} has duplicate rule labels: {labels}")
@@ -125,8 +129,6 @@ class RoleFirewall(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: RoleFirewallArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("platform:network:RoleFirewall", name, None, opts)
-        if not 3 <= len(args.label) <= MAX_LABEL:
-            raise FirewallRuleError(f"firewall label {args.label!r} must be 3-{MAX_LABEL} characters")
         self.rules = args.rules
         self.firewall = inbound_firewall(
             f"{name}-firewall", args.label, args.rules, args.tags, pulumi.ResourceOptions(parent=self)

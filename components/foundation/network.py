@@ -8,6 +8,7 @@ import pulumi
 import pulumi_linode as linode
 
 from components.foundation.address_plan import AddressPlan
+from components.linode.labels import check_label
 from components.settings.base import Tier
 
 
@@ -28,7 +29,7 @@ class Network(pulumi.ComponentResource):
         self.plan = args.plan
         self.vpc = linode.Vpc(
             f"{name}-vpc",
-            label=args.label,
+            label=check_label("vpc", args.label),
             region=args.region,
             description=f"{args.label}: private network for every tier",
             opts=child,
@@ -40,7 +41,7 @@ class Network(pulumi.ComponentResource):
             self.subnets[tier] = linode.VpcSubnet(
                 f"{name}-{tier}",
                 vpc_id=self.vpc_id,
-                label=f"{args.label}-{tier}",
+                label=check_label("vpc_subnet", f"{args.label}-{tier}"),
                 ipv4=subnet.cidr_str,
                 opts=child,
             )

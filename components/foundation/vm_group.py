@@ -10,6 +10,7 @@ import pulumi_linode as linode
 
 from components.foundation.cloud_init import encode_user_data
 from components.linode.catalog import DISK_ENCRYPTION_REGIONS
+from components.linode.labels import check_label
 
 # Changing any of these on Linode rebuilds the disk. For a stateful VM that would silently
 # wipe a database, so changes to them are ignored and rolled out by the runbook instead
@@ -70,7 +71,8 @@ class VmGroup(pulumi.ComponentResource):
             # Nodes of one cluster on different hosts: one host failure takes one node, not quorum.
             self.placement_group = linode.PlacementGroup(
                 f"{name}-placement",
-                label=f"{args.label_prefix}-pg",
+                # The role's own label: placement-group labels stop at 32 characters.
+                label=check_label("placement_group", args.label_prefix),
                 region=args.region,
                 placement_group_type="anti_affinity:local",
                 placement_group_policy="strict",
@@ -99,7 +101,7 @@ class VmGroup(pulumi.ComponentResource):
                 interfaces.insert(0, linode.InstanceInterfaceArgs(purpose="public", primary=True))
             instance = linode.Instance(
                 f"{name}-{index}",
-                label=f"{args.label_prefix}-{index}",
+                label=check_label("instance", f"{args.label_prefix}-{index}"),
                 region=args.region,
                 type=args.plan,
                 image=args.image,

@@ -233,6 +233,9 @@ class IngressControllerArgs:
     kubernetes_minor: str
     firewall_label: str
     tags: Sequence[str] = field(default_factory=tuple)
+    # The LKE cluster: the release is deleted before it, so the cloud controller can still
+    # remove the NodeBalancer the release's LoadBalancer Service owns.
+    cluster: pulumi.Resource | None = None
 
 
 class IngressController(pulumi.ComponentResource):
@@ -271,7 +274,9 @@ class IngressController(pulumi.ComponentResource):
             atomic=True,
             cleanup_on_fail=True,
             timeout=600,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.namespace_resource]),
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[self.namespace_resource, *([args.cluster] if args.cluster else [])]
+            ),
         )
         self.register_outputs(
             {

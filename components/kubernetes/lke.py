@@ -11,6 +11,7 @@ node instances by id, and the settings refuse an autoscaler so every node is one
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +22,8 @@ import pulumi_linode as linode
 
 from components.foundation.firewall import InboundRule, inbound_firewall
 from components.linode.catalog import LINODE_PRIVATE_NETWORK
-from components.settings.kubernetes import NodePoolSettings
+from components.linode.labels import check_label
+from components.settings.kubernetes import LATEST, NodePoolSettings, kubernetes_minor
 
 # Akamai's published LKE node rules ("Network and firewall details", techdocs.akamai.com,
 # lke-network-firewall-details): the control plane and NodeBalancers reach nodes from these.
@@ -75,6 +77,40 @@ def _node_instance_ids(pools: Any) -> list[int]:
     return ids
 
 
+# The provider sends LKE's v4beta fields (tier, VPC) only with api_version v4beta, and the
+# tiered version list is a v4beta endpoint (terraform-provider-linode#2171).
+LKE_API_VERSION = "v4beta"
+_BUILD = re.compile(r"^v?1\.(?P<minor>[0-9]+)(?:\.(?P<patch>[0-9]+))?(?:\+lke(?P<build>[0-9]+))?$")
+
+
+class LkeVersionError(ValueError):
+    """The configured version is not one LKE offers on this tier (any more)."""
+
+
+def _version_key(version: str) -> tuple[int, int, int]:
+    match = _BUILD.match(version)
+    if match is None:
+        return (-1, -1, -1)
+    return (int(match["minor"]), int(match["patch"] or 0), int(match["build"] or 0))
+
+
+def resolve_lke_version(requested: str, tier: str, offered: Sequence[str]) -> str:
+    """The `k8s_version` to create the cluster with: `latest`, or the newest build of a minor.
+
+    `offered` is what `linode.get_lke_versions(tier=...)` returns (ids). A minor LKE no longer
+    offers is an error naming what it does offer, never a silent change of minor.
+    """
+    candidates = [v for v in offered if _BUILD.match(v)]
+    if requested != LATEST:
+        candidates = [v for v in candidates if kubernetes_minor(v) == requested]
+    if not candidates:
+        raise LkeVersionError(
+            f"kubernetes.version {requested!r}: LKE {tier} offers {', '.join(offered) or 'nothing'}; "
+            "set a minor it offers (docs/RUNBOOK.md, 'Kubernetes upgrades')"
+        )
+    return max(candidates, key=_version_key)
+
+
 def decode_kubeconfig(encoded: str) -> str:
     """LKE returns the kubeconfig base64-encoded; the provider wants the YAML text."""
     return base64.b64decode(encoded).decode()
@@ -85,7 +121,7 @@ class LkeClusterArgs:
     label: str  # <project>-<stack>-lke
     region: str
     tier: str  # "standard" | "enterprise"
-    version: str
+    version: str  # a minor ("1.36") or "latest", resolved against the API's list at deploy time
     pool: NodePoolSettings
     high_availability: bool
     admin_ipv4_cidrs: Sequence[str]
@@ -95,11 +131,16 @@ class LkeClusterArgs:
     app_subnet_cidr: str | None
     tags: Sequence[str] = field(default_factory=tuple)
     protect: bool = False
+    # The stack's `linode:token` secret, for the cluster's own v4beta provider. None only in
+    # component tests (the provider then reads LINODE_TOKEN like the default one).
+    api_token: pulumi.Input[str] | None = None
 
 
 class LkeCluster(pulumi.ComponentResource):
     cluster: linode.LkeCluster
     firewall: linode.Firewall
+    api_provider: linode.Provider  # Linode provider with api_version v4beta, for the cluster
+    version: pulumi.Output[str]  # the resolved k8s_version the cluster was created with
     provider: k8s.Provider
     kubeconfig: pulumi.Output[str]
     cluster_id: pulumi.Output[str]
@@ -109,8 +150,22 @@ class LkeCluster(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
 
         enterprise = args.tier == "enterprise"
+        self.api_provider = linode.Provider(
+            f"{name}-linode-v4beta",
+            api_version=LKE_API_VERSION,
+            token=pulumi.Output.secret(args.api_token) if args.api_token is not None else None,
+            opts=child,
+        )
+        on_v4beta = pulumi.ResourceOptions(parent=self, provider=self.api_provider)
+        offered = linode.get_lke_versions_output(
+            tier=args.tier, opts=pulumi.InvokeOutputOptions(parent=self, provider=self.api_provider)
+        )
+        self.version = offered.versions.apply(
+            lambda versions: resolve_lke_version(args.version, args.tier, [v.id for v in versions or []])
+        )
         rules = node_firewall_rules(args.app_subnet_cidr if enterprise else None)
-        firewall_label = f"{args.label}-nodes"
+        # The cluster's own label: firewall labels stop at 32 characters (components/linode/labels.py).
+        firewall_label = args.label
         firewall_id: pulumi.Input[int] | None = None
         if enterprise:
             self.firewall = inbound_firewall(f"{name}-nodes", firewall_label, rules, args.tags, child)
@@ -131,12 +186,15 @@ class LkeCluster(pulumi.ComponentResource):
             else None
         )
         # With the autoscaler on, LKE owns the node count: we start at `min` and never reset it.
-        ignore = ["pools[0].count"] if autoscaler else []
+        # LKE owns the version after creation too: it applies patch builds and, at a minor's end
+        # of life, upgrades the cluster itself; the stored version must never be pushed back
+        # (a downgrade the API refuses). Upgrades are an explicit step (docs/RUNBOOK.md).
+        ignore = ["k8sVersion", *(["pools[0].count"] if autoscaler else [])]
         self.cluster = linode.LkeCluster(
             name,
-            label=args.label,
+            label=check_label("lke_cluster", args.label),
             region=args.region,
-            k8s_version=args.version,
+            k8s_version=self.version,
             # `tier` is a v4beta field: only sent for enterprise; absent means standard.
             tier="enterprise" if enterprise else None,
             vpc_id=args.vpc_id if enterprise else None,
@@ -154,11 +212,11 @@ class LkeCluster(pulumi.ComponentResource):
                 )
             ],
             tags=list(args.tags),
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                ignore_changes=ignore,
-                protect=args.protect,
-                additional_secret_outputs=["kubeconfig"],
+            opts=pulumi.ResourceOptions.merge(
+                on_v4beta,
+                pulumi.ResourceOptions(
+                    ignore_changes=ignore, protect=args.protect, additional_secret_outputs=["kubeconfig"]
+                ),
             ),
         )
         if not enterprise:
@@ -184,6 +242,7 @@ class LkeCluster(pulumi.ComponentResource):
                 "cluster_id": self.cluster_id,
                 "kubeconfig": self.kubeconfig,
                 "api_endpoints": self.cluster.api_endpoints,
+                "k8s_version": self.version,
                 "firewall_id": self.firewall.id,
             }
         )

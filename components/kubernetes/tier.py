@@ -25,7 +25,7 @@ from components.kubernetes.manifests import cluster_issuer_name
 from components.kubernetes.objects import StackContext
 from components.kubernetes.workloads import Workloads, WorkloadsArgs
 from components.settings import SettingsError, StackSettings
-from components.settings.stack_config import REGISTRY_PASSWORD, StackSecrets
+from components.settings.stack_config import LINODE_TOKEN, REGISTRY_PASSWORD, StackSecrets
 
 
 @dataclass(frozen=True)
@@ -68,24 +68,30 @@ def build_kubernetes_tier(
             version=k.version,
             pool=k.pool,
             high_availability=k.high_availability,
-            admin_ipv4_cidrs=settings.ipv4_admin_cidrs,
-            admin_ipv6_cidrs=settings.ipv6_admin_cidrs,
+            # Operators and the CI runner (ci_cidrs): the deploy's Kubernetes calls need the API.
+            admin_ipv4_cidrs=settings.kubernetes_api_ipv4_cidrs,
+            admin_ipv6_cidrs=settings.kubernetes_api_ipv6_cidrs,
             tier=k.tier,
             vpc_id=network.vpc_id if vpc else None,
             subnet_id=network.subnet_ids["app"] if vpc else None,
             app_subnet_cidr=plan.subnets["app"].cidr_str if vpc else None,
             tags=tuple(tags),
+            api_token=secrets.get(LINODE_TOKEN) if secrets else None,
         ),
     )
     in_cluster = pulumi.ResourceOptions(providers={"kubernetes": cluster.provider})
+    # Destroy order: the ingress release (its LoadBalancer Service owns the NodeBalancer the
+    # cloud controller made) depends on the cluster itself, so it is deleted while the cluster
+    # and its controller still run (docs/RUNBOOK.md, "Destroying a stack").
     ingress = IngressController(
         "ingress",
         IngressControllerArgs(
             settings=k.ingress,
             context=context,
             kubernetes_minor=k.kubernetes_minor,
-            firewall_label=settings.label("nodebalancer"),
+            firewall_label=settings.label("ingress"),
             tags=tuple(tags),
+            cluster=cluster.cluster,
         ),
         opts=in_cluster,
     )

@@ -92,3 +92,55 @@ PLANS: dict[str, Plan] = {plan.id: plan for plan in _PLANS}
 
 # Debian images Linode publishes; cloud-init user data needs a cloud-init aware image.
 IMAGES: frozenset[str] = frozenset({"linode/debian12", "linode/debian13", "linode/ubuntu24.04"})
+
+
+# --- what the program relies on in a region, per region it deploys to -------------------------
+# Capability names as `GET /v4/regions/{id}` spells them. Source: Linode API v4 `GET /regions`
+# (`linode-cli regions view eu-central`), Akamai's "LKE Enterprise" availability list and
+# "Metadata service" availability list; recorded 2026-11-23, not re-checked from this machine
+# (no network). README "Before a first deploy" says how to re-check them.
+CAPABILITY_VPC = "VPCs"
+CAPABILITY_LKE = "Kubernetes"
+CAPABILITY_LKE_ENTERPRISE = "Kubernetes Enterprise"
+CAPABILITY_DISK_ENCRYPTION = "Disk Encryption"
+CAPABILITY_METADATA = "Metadata"
+CAPABILITY_PLACEMENT_GROUPS = "Placement Group"
+CAPABILITY_OBJECT_STORAGE = "Object Storage"
+
+
+@dataclass(frozen=True)
+class RegionFacts:
+    region: str
+    capabilities: frozenset[str]
+    source: str
+    checked: str  # ISO date the capabilities were read
+
+
+REGION_FACTS: dict[str, RegionFacts] = {
+    facts.region: facts
+    for facts in (
+        RegionFacts(
+            "eu-central",
+            frozenset({
+                CAPABILITY_VPC, CAPABILITY_LKE, CAPABILITY_LKE_ENTERPRISE, CAPABILITY_DISK_ENCRYPTION,
+                CAPABILITY_METADATA, CAPABILITY_PLACEMENT_GROUPS, CAPABILITY_OBJECT_STORAGE,
+            }),
+            "GET /v4/regions/eu-central capabilities; Akamai LKE Enterprise and Metadata availability pages",
+            "2026-11-23",
+        ),
+    )
+}
+
+# --- Kubernetes versions LKE offers, per tier ---------------------------------------------------
+# In the API's `id` format (GET /v4beta/lke/tiers/{tier}/versions, `linode-cli lke
+# tiered-versions-list <tier>`): a minor on standard, the newest build of each minor on
+# enterprise. The program resolves the version at deploy time from the API
+# (components/kubernetes/lke.py); this list feeds the offline run and lets settings refuse a
+# minor LKE does not offer. Recorded 2026-11-23: upstream 1.34 reached end of life on 2026-10-27,
+# 1.35 ends 2027-02-28 and 1.36 ends 2027-06-28 (kubernetes.io/releases); the enterprise build
+# suffixes (+lkeN) are the shape of the API's answer and change without notice, which is why the
+# stacks name a minor and never a build.
+LKE_VERSIONS: dict[str, tuple[str, ...]] = {
+    "standard": ("1.35", "1.36"),
+    "enterprise": ("v1.35.8+lke1", "v1.36.3+lke1"),
+}

@@ -8,8 +8,11 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_linode as linode
+import pulumi_random as random
 
+from components.linode.labels import check_label
 from components.operations.backup_window import LINODE_API_URL, LinodeBackupWindow
+from components.settings import BUCKET_SUFFIX_HEX
 from components.settings.operations import BackupSettings
 
 
@@ -20,7 +23,9 @@ def _s3_endpoint(endpoint: str | None, region: str) -> str:
 
 @dataclass(frozen=True)
 class BackupStorageArgs:
-    label: str  # <project>-<stack>-backups; bucket labels are lowercase, 3-63 characters
+    # <project>-<stack>-backups; the bucket is named <label>-<8 hex>: bucket names are shared by
+    # every customer of a region, so a stable random suffix keeps ours from colliding.
+    label: str
     settings: BackupSettings
     protect: bool = False  # prod keeps its backups even if the stack is torn down by mistake
 
@@ -41,9 +46,19 @@ class BackupStorage(pulumi.ComponentResource):
             raise ValueError(f"{name}: backups need bucket_region")
         region = args.settings.bucket_region
         child = pulumi.ResourceOptions(parent=self)
+        kept = pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(protect=args.protect))
+        check_label("bucket", f"{args.label}-{'0' * BUCKET_SUFFIX_HEX}")
+        # Stable: a new suffix only if the label or region changes (a new bucket anyway);
+        # protected with the bucket, so the name of production's backups never moves.
+        self.suffix = random.RandomId(
+            f"{name}-suffix",
+            byte_length=BUCKET_SUFFIX_HEX // 2,
+            keepers={"label": args.label, "region": region},
+            opts=kept,
+        )
         self.bucket = linode.ObjectStorageBucket(
             f"{name}-bucket",
-            label=args.label,
+            label=self.suffix.hex.apply(lambda suffix: check_label("bucket", f"{args.label}-{suffix}")),
             region=region,
             acl="private",
             versioning=False,
@@ -58,7 +73,7 @@ class BackupStorage(pulumi.ComponentResource):
                     abort_incomplete_multipart_upload_days=2,
                 )
             ],
-            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(protect=args.protect)),
+            opts=kept,
         )
         self.key = linode.ObjectStorageKey(
             f"{name}-key",
@@ -93,7 +108,8 @@ class BackupWindowsArgs:
     instance_ids: Sequence[pulumi.Input[str]]  # data VMs with the Linode Backup Service enabled
     day: str
     window: str  # W0..W22, two-hour UTC slots
-    token: pulumi.Input[str]  # Linode API token (secret)
+    # No token here: the provider reads the stack's linode:token (or LINODE_TOKEN) at each call,
+    # so a rotated token is used and none is kept in state (backup_window.py).
     api_url: str = LINODE_API_URL
     depends_on: Sequence[pulumi.Resource] = ()
 
@@ -111,7 +127,6 @@ class BackupWindows(pulumi.ComponentResource):
                 linode_id=instance_id,
                 day=args.day,
                 window=args.window,
-                token=args.token,
                 api_url=args.api_url,
                 opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
             )
@@ -131,17 +146,15 @@ def backup_windows(
     settings: BackupSettings,
     instance_ids: Mapping[str, pulumi.Output[list[str]]],
     node_counts: Mapping[str, int],
-    token: pulumi.Input[str] | None,
 ) -> BackupWindows | None:
     """The Backup Service window of every data VM, when the stack names one.
 
     The settings loader has already refused a window without the Backup Service on the data
-    VMs, and a window without a `linode:token` secret.
+    VMs, and a window without a `linode:token` secret (the provider reads it at each call).
     """
     if not settings.linode_backup_window:
         return None
     assert settings.linode_backup_day is not None  # the settings model sets both together
-    assert token is not None  # the loader requires linode:token when a window is set
     ids: list[pulumi.Input[str]] = []
     for role, count in node_counts.items():
         role_ids = instance_ids[role]
@@ -149,6 +162,6 @@ def backup_windows(
     return BackupWindows(
         "backup-window",
         BackupWindowsArgs(
-            instance_ids=ids, day=settings.linode_backup_day, window=settings.linode_backup_window, token=token
+            instance_ids=ids, day=settings.linode_backup_day, window=settings.linode_backup_window
         ),
     )

@@ -8,6 +8,8 @@ full, an incremental and a verification never overlap.
 
 from __future__ import annotations
 
+import base64
+import gzip
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -122,6 +124,21 @@ def _file(path: str, content: str, permissions: str = "0644") -> dict[str, Any]:
     return {"path": path, "owner": "root:root", "permissions": permissions, "content": content}
 
 
+def _compressed_file(path: str, content: str, permissions: str) -> dict[str, Any]:
+    """A large file shipped gzip-compressed (cloud-init `encoding: gz+b64`): Linode caps user
+    data at 65,535 bytes (policy/rules.py user-data-size), and the backup script alone is a
+    third of that. mtime=0 keeps the bytes, and so the user data, the same from run to run."""
+    packed = base64.b64encode(gzip.compress(content.encode(), mtime=0)).decode()
+    return {**_file(path, packed, permissions), "encoding": "gz+b64"}
+
+
+def file_content(entry: dict[str, Any]) -> str:
+    """The text a write_files entry puts on disk, whatever its encoding."""
+    if entry.get("encoding") == "gz+b64":
+        return gzip.decompress(base64.b64decode(entry["content"])).decode()
+    return str(entry["content"])
+
+
 def _packages(role: str) -> tuple[str, ...]:
     backups = service(role).backups
     return backups.packages if backups else ()
@@ -131,7 +148,7 @@ def backup_cloud_config(role: str, settings: BackupSettings, target: BackupTarge
     """Cloud-config fragment for the node that takes a role's backups."""
     jobs = backup_jobs(role, settings)
     files = [
-        _file(SCRIPT_PATH, SCRIPT_SOURCE.read_text(), "0755"),
+        _compressed_file(SCRIPT_PATH, SCRIPT_SOURCE.read_text(), "0755"),
         _file(ENV_PATH, environment_file(target), "0600"),
     ]
     for job in jobs:

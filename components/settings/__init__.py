@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import Field, ValidationError, model_validator
 from pydantic_core import ErrorDetails
 
+from components.linode.labels import LabelKind, label_problems
 from components.settings.base import (
     ANYWHERE,
     BastionSettings,
@@ -38,6 +39,8 @@ from components.settings.kubernetes import KubernetesSettings
 from components.settings.operations import OperationsSettings
 
 TIER_SECTIONS = ("data", "kubernetes", "operations", "budget")
+# Hex digits of the random suffix that makes a bucket name unique in its region (backups.py).
+BUCKET_SUFFIX_HEX = 8
 
 __all__ = [
     "ENVIRONMENTS",
@@ -100,14 +103,16 @@ class StackSettings(FoundationSettings):
     @model_validator(mode="after")
     def _production_admin_access_is_narrow(self) -> StackSettings:
         if self.expectations.narrow_admin_access:
-            for cidr in self.admin_cidrs:
-                if cidr in ANYWHERE:
-                    raise KeyedError(
-                        "admin_cidrs",
-                        repr(str(cidr)),
-                        f"allowed: specific operator CIDRs; 0.0.0.0/0 and ::/0 are refused in a "
-                        f"{self.environment} environment",
-                    )
+            for key, cidrs in (("admin_cidrs", self.admin_cidrs), ("ci_cidrs", self.ci_cidrs)):
+                for cidr in cidrs:
+                    if cidr in ANYWHERE:
+                        raise KeyedError(
+                            key,
+                            repr(str(cidr)),
+                            f"allowed: specific {'operator' if key == 'admin_cidrs' else 'CI runner'} CIDRs; "
+                            f"0.0.0.0/0 and ::/0 are refused in a "
+                            f"{self.environment} environment",
+                        )
         return self
 
     @model_validator(mode="after")
@@ -136,6 +141,21 @@ class StackSettings(FoundationSettings):
                 "allowed: only with data.backups_enabled: true (the window belongs to Linode's Backup "
                 "Service on the data VMs)",
             )
+        return self
+
+    @model_validator(mode="after")
+    def _labels_fit_linode(self) -> StackSettings:
+        # The stack's name is part of every label; refuse here, naming the label, what Linode
+        # would refuse at `pulumi up` (components/linode/labels.py). The stack tests check
+        # every label the program actually sets, so this list cannot drift unnoticed.
+        for kind, label in self.derived_labels():
+            problems = label_problems(kind, label)
+            if problems:
+                raise KeyedError(
+                    "stack",
+                    repr(self.stack),
+                    f"allowed: a name that keeps every Linode label valid; {'; '.join(problems)}",
+                )
         return self
 
     @model_validator(mode="after")
@@ -181,6 +201,27 @@ class StackSettings(FoundationSettings):
         # the autoscaler's maximum), so the limit holds at peak, not only at creation.
         return {"data": self.data.vm_count, "kubernetes": self.kubernetes.instance_count()}
 
+    def derived_labels(self) -> list[tuple[LabelKind, str]]:
+        """The Linode labels the components build from `label()`, by kind, longest forms."""
+        base = f"{self.project}-{self.stack}"
+        roles = {role: service.nodes for role, service in self.data.services.items() if service.nodes}
+        labels: list[tuple[LabelKind, str]] = [
+            ("vpc", base),
+            *(("vpc_subnet", f"{base}-{tier}") for tier in self.network.subnets),
+            ("instance", self.label("bastion", 0)),
+            ("firewall", self.label("bastion")),
+            ("lke_cluster", self.label("lke")),
+            ("firewall", self.label("lke")),
+            ("firewall", self.label("ingress")),
+            ("bucket", f"{self.label('backups')}-{'0' * BUCKET_SUFFIX_HEX}"),
+            ("object_storage_key", f"{self.label('backups')}-writer"),
+        ]
+        for role, nodes in roles.items():
+            labels += [("instance", self.label(role, nodes - 1)), ("firewall", self.label(role))]
+            if nodes > 1:
+                labels.append(("placement_group", self.label(role)))
+        return labels
+
     def tags(self, role: str) -> list[str]:
         """Linode tags: project, environment and role, so billing and search can slice by each."""
         return [self.project, f"env:{self.stack}", f"role:{role}"]
@@ -193,6 +234,17 @@ class StackSettings(FoundationSettings):
     @property
     def admin_cidr_strings(self) -> list[str]:
         return [str(cidr) for cidr in self.admin_cidrs]
+
+    @property
+    def kubernetes_api_ipv4_cidrs(self) -> list[str]:
+        """Who reaches the LKE API (control-plane ACL): operators and the CI runner."""
+        return list(dict.fromkeys(str(c) for c in (*self.admin_cidrs, *self.ci_cidrs)
+                                  if isinstance(c, ipaddress.IPv4Network)))
+
+    @property
+    def kubernetes_api_ipv6_cidrs(self) -> list[str]:
+        return list(dict.fromkeys(str(c) for c in (*self.admin_cidrs, *self.ci_cidrs)
+                                  if isinstance(c, ipaddress.IPv6Network)))
 
     @property
     def ipv4_admin_cidrs(self) -> list[str]:

@@ -135,6 +135,13 @@ class FoundationSettings(StrictModel):
     admin_cidrs: list[AnyCidr] = Field(
         min_length=1, description="allowed: a non-empty list of CIDRs operators connect from"
     )
+    # Where the deploy pipeline reaches the Kubernetes API from: the egress of the self-hosted
+    # runner the workflows select with the repository variable CLOUD_RUNNER (README, "CI and the
+    # Kubernetes API"). Admitted by the LKE control-plane ACL only, never by a firewall.
+    ci_cidrs: list[AnyCidr] = Field(
+        default_factory=list,
+        description="allowed: a list of CIDRs of the CI runner's egress (the LKE API ACL admits them)",
+    )
     ssh_keys: list[str] = Field(min_length=1, description="allowed: a non-empty list of SSH public keys")
     image: str = Field(default="linode/debian12", description=f"allowed: one of {', '.join(sorted(IMAGES))}")
     max_instances: int = Field(

@@ -7,21 +7,14 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from components.linode.catalog import LKE_VERSIONS
 from components.settings.common import KeyedError, StrictModel
 
-# Kubernetes versions LKE offers, per tier, in the provider's `k8s_version` format. One place,
-# with its sources, so a refresh is one edit: `linode-cli lke tiered-versions-list <tier>`
-# (API: GET /v4beta/lke/tiers/{standard,enterprise}/versions). As of 2026-11-23:
-# - standard: "1.32" (terraform-provider-linode docs/resources/lke_cluster.md examples) and
-#   "1.34" (terraform-provider-linode#2294, 2026-03-05, a cluster created on 1.34); LKE offers
-#   consecutive minors, hence 1.33.
-# - enterprise: the exact strings used by the provider's LKE-E examples and issues (#2079
-#   "v1.31.9+lke5", docs "v1.31.8+lke5", #2250 "v1.31.9+lke7").
-LKE_VERSIONS: dict[str, tuple[str, ...]] = {
-    "standard": ("1.32", "1.33", "1.34"),
-    "enterprise": ("v1.31.8+lke5", "v1.31.9+lke5", "v1.31.9+lke7"),
-}
-LKE_ENTERPRISE_VERSIONS = LKE_VERSIONS["enterprise"]
+__all__ = ["LATEST", "LKE_VERSIONS", "KubernetesSettings", "kubernetes_minor", "offered_minors"]
+
+# `kubernetes.version` names a minor ("1.36") or "latest"; the exact version is resolved from
+# the API when the program runs (components/kubernetes/lke.py: resolve_lke_version).
+LATEST = "latest"
 
 
 _VERSION = re.compile(r"^v?(?P<major>1)\.(?P<minor>[0-9]{1,2})(?:\.[0-9]+)?(?:\+lke[0-9]+)?$")
@@ -58,6 +51,12 @@ def kubernetes_minor(version: str) -> str:
     if match is None:
         raise ValueError(f"not a Kubernetes version: {version}")
     return f"{match['major']}.{match['minor']}"
+
+
+def offered_minors(tier: str) -> tuple[str, ...]:
+    """The minors the catalog says LKE offers on this tier, oldest first."""
+    minors = {kubernetes_minor(version) for version in LKE_VERSIONS[tier]}
+    return tuple(sorted(minors, key=lambda minor: int(minor.split(".")[1])))
 
 
 def _check_cpu(value: str) -> str:
@@ -374,7 +373,7 @@ class KubernetesSettings(StrictModel):
     # private network (192.168.128.0/17) and the node firewall is attached by instance id,
     # because a standard pool ignores firewall_id (terraform-provider-linode#2294).
     tier: Literal["standard", "enterprise"] = "standard"
-    version: str = LKE_VERSIONS["standard"][-1]
+    version: str = LATEST
     # The control-plane ACL is always on: only the stack's admin_cidrs reach the Kubernetes API
     # (LKE Enterprise enforces an ACL anyway).
     high_availability: bool = False
@@ -387,12 +386,14 @@ class KubernetesSettings(StrictModel):
 
     @model_validator(mode="after")
     def _version_offered_by_tier(self) -> KubernetesSettings:
-        offered = LKE_VERSIONS[self.tier]
-        if self.version not in offered:
+        offered = offered_minors(self.tier)
+        if self.version != LATEST and self.version not in offered:
             raise KeyedError(
                 "kubernetes.version",
                 repr(self.version),
-                f"allowed: a version LKE {self.tier} offers: {', '.join(offered)}",
+                f"allowed: {LATEST!r} or a minor LKE {self.tier} offers: {', '.join(offered)} (the exact "
+                "version is resolved from the API at deploy time; the catalog's list is "
+                "components/linode/catalog.py LKE_VERSIONS)",
             )
         return self
 
@@ -428,7 +429,9 @@ class KubernetesSettings(StrictModel):
 
     @property
     def kubernetes_minor(self) -> str:
-        return kubernetes_minor(self.version)
+        """The minor the manifests are written for (PSA labels, schema checks); `latest` means
+        the newest the catalog knows, which the deploy-time resolution may exceed by one."""
+        return offered_minors(self.tier)[-1] if self.version == LATEST else self.version
 
     def instance_count(self) -> int:
         """Most LKE nodes this stack can run (counted against max_instances by the loader)."""

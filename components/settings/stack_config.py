@@ -39,11 +39,10 @@ class StackSecrets:
 
 def required_secrets(settings: StackSettings) -> dict[str, str]:
     """Secret keys this stack's settings depend on, with why: checked before any resource exists."""
-    required: dict[str, str] = {}
+    # The LKE cluster's own provider (api_version v4beta) takes its token from config.
+    required: dict[str, str] = {LINODE_TOKEN: "the LKE cluster's provider (api_version v4beta) reads it"}
     if any(w.build is not None for w in settings.kubernetes.workloads):
         required[f"{settings.project}:{REGISTRY_PASSWORD}"] = "a workload is built and pushed to the registry"
-    if settings.operations.backups.linode_backup_window:
-        required[LINODE_TOKEN] = "the backup window is set through the Linode API"
     return required
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
 import pulumi
@@ -29,6 +30,10 @@ from tools.offline import is_secret, resolve, run_component, stack_config
 SETTINGS = BackupSettings(bucket_region="eu-central", retention_days=30)
 
 
+# Bucket names are global per region: <label>-<8 hex> from a RandomId (stable, see backups.py).
+BUCKET_NAME = r"platform-infra-prod-backups-[0-9a-f]{8}"
+
+
 def _storage() -> BackupStorage:
     return BackupStorage("backups", BackupStorageArgs(label="platform-infra-prod-backups", settings=SETTINGS))
 
@@ -36,7 +41,7 @@ def _storage() -> BackupStorage:
 def test_bucket_expires_objects_after_the_configured_retention() -> None:
     _, records = run_component(_storage)
     bucket = next(r for r in records if r.type == "linode:index/objectStorageBucket:ObjectStorageBucket")
-    assert bucket.inputs["label"] == "platform-infra-prod-backups"
+    assert re.fullmatch(BUCKET_NAME, bucket.inputs["label"])
     assert bucket.inputs["region"] == "eu-central"
     assert bucket.inputs["acl"] == "private"
     [rule] = bucket.inputs["lifecycleRules"]
@@ -48,8 +53,9 @@ def test_bucket_expires_objects_after_the_configured_retention() -> None:
 def test_key_is_limited_to_the_backup_bucket_alone() -> None:
     _, records = run_component(_storage)
     key = next(r for r in records if r.type == "linode:index/objectStorageKey:ObjectStorageKey")
+    bucket = next(r for r in records if r.type == "linode:index/objectStorageBucket:ObjectStorageBucket")
     assert key.inputs["bucketAccesses"] == [
-        {"bucketName": "platform-infra-prod-backups", "region": "eu-central", "permissions": "read_write"}
+        {"bucketName": bucket.inputs["label"], "region": "eu-central", "permissions": "read_write"}
     ]
     assert "regions" not in key.inputs  # no right to create buckets anywhere
 
@@ -58,7 +64,7 @@ def test_key_and_endpoint_are_exposed_with_the_secret_parts_secret() -> None:
     storage, records = run_component(_storage)
     assert is_secret(storage.secret_key) and is_secret(storage.access_key)
     assert resolve(storage.endpoint) == "https://eu-central-1.linodeobjects.com"
-    assert resolve(storage.bucket_name) == "platform-infra-prod-backups"
+    assert re.fullmatch(BUCKET_NAME, resolve(storage.bucket_name))
     assert all(r.parent for r in records if r.type.startswith("linode:"))
 
 
@@ -71,11 +77,11 @@ def test_retention_change_follows_config() -> None:
     assert bucket.inputs["lifecycleRules"][0]["expiration"]["days"] == 7
 
 
-def test_backup_window_is_set_on_every_data_vm_with_a_secret_token() -> None:
+def test_backup_window_is_set_on_every_data_vm_and_keeps_no_token_in_state() -> None:
     _, records = run_component(
         lambda: BackupWindows(
             "backup-window",
-            BackupWindowsArgs(instance_ids=["41001", "41002", "41003"], day="Sunday", window="W2", token="tok"),
+            BackupWindowsArgs(instance_ids=["41001", "41002", "41003"], day="Sunday", window="W2"),
         )
     )
     windows = [r for r in records if r.type == "pulumi-python:dynamic:Resource"]
@@ -85,7 +91,8 @@ def test_backup_window_is_set_on_every_data_vm_with_a_secret_token() -> None:
         ("41003", "Sunday", "W2"),
     ]
     assert all(w.inputs["api_url"] == "https://api.linode.com/v4" for w in windows)
-    assert all("token" in w.secret_inputs for w in windows)
+    # The provider reads linode:token when it runs, so a rotated token is used (backup_window.py).
+    assert all("token" not in w.inputs for w in windows)
 
 
 # --- the operations tier per stack: bucket, role addons, backup windows -------------------------
@@ -136,7 +143,7 @@ def test_bucket_exists_where_backups_run_with_the_stacks_retention(stack: str) -
         assert buckets == []
         return
     [bucket] = buckets
-    assert bucket.inputs["label"] == f"platform-infra-{stack}-backups"
+    assert re.fullmatch(f"platform-infra-{stack}-backups-[0-9a-f]{{8}}", bucket.inputs["label"])
     assert (
         bucket.inputs["lifecycleRules"][0]["expiration"]["days"] == settings.operations.backups.retention_days
     )
@@ -187,7 +194,7 @@ def test_the_configured_backup_window_is_set_on_every_data_vm(stack: str) -> Non
 
     def build() -> object:
         outputs = {role: pulumi.Output.from_input(values) for role, values in ids.items()}
-        return backup_windows(backups, outputs, counts, pulumi.Output.secret("token"))
+        return backup_windows(backups, outputs, counts)
 
     _, records = run_component(build, stack=stack)
     windows = [r for r in records if r.type == "pulumi-python:dynamic:Resource"]

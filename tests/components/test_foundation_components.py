@@ -132,7 +132,7 @@ def test_rules_open_to_the_world_are_refused_unless_marked_public() -> None:
     assert InboundRule("https-public", "TCP", "443", ("0.0.0.0/0", "::/0"), public=True).ipv6_sources == [
         "::/0"
     ]
-    with pytest.raises(FirewallRuleError, match="must be 3-32 characters"):
+    with pytest.raises(FirewallRuleError, match="44 characters; Linode allows 3-32"):
         InboundRule("a-rule-label-that-is-far-too-long-for-linode", "TCP", "1", ("10.0.0.0/8",))
 
 

@@ -28,7 +28,7 @@ def build(
         label="platform-infra-prod-lke",
         region="eu-central",
         tier=tier,
-        version="v1.31.9+lke7" if enterprise else "1.34",
+        version="1.36",
         pool=NodePoolSettings.model_validate(pool),
         high_availability=high_availability,
         admin_ipv4_cidrs=["198.51.100.10/32"],
@@ -52,7 +52,8 @@ def test_cluster_is_enterprise_in_the_stack_vpc_app_subnet() -> None:
     cluster = only(records, "linode:index/lkeCluster:LkeCluster").inputs
     assert cluster["tier"] == "enterprise"
     assert (cluster["vpcId"], cluster["subnetId"]) == (4242, 5151)
-    assert cluster["k8sVersion"] == "v1.31.9+lke7"
+    # Resolved through get_lke_versions (mocked from the catalog): the newest 1.36 build.
+    assert cluster["k8sVersion"] == "v1.36.3+lke1"
 
 
 def test_autoscaled_pool_starts_at_min_and_ignores_count_changes() -> None:
@@ -61,13 +62,13 @@ def test_autoscaled_pool_starts_at_min_and_ignores_count_changes() -> None:
     pool = record.inputs["pools"][0]
     assert pool["count"] == 3
     assert pool["autoscaler"] == {"min": 3, "max": 6}
-    assert record.ignore_changes == ["pools[0].count"]
+    assert record.ignore_changes == ["k8sVersion", "pools[0].count"]
 
 
 def test_fixed_pool_keeps_count_under_management() -> None:
     _, records = build({"plan": "g6-standard-2", "count": 2})
     record = only(records, "linode:index/lkeCluster:LkeCluster")
-    assert record.ignore_changes == []
+    assert record.ignore_changes == ["k8sVersion"]  # LKE owns the version after creation
     assert "autoscaler" not in record.inputs["pools"][0]
 
 
@@ -132,7 +133,7 @@ def test_standard_tier_stays_out_of_the_vpc_and_attaches_the_firewall_to_node_in
         label="platform-infra-dev-lke",
         region="eu-central",
         tier="standard",
-        version="1.34",
+        version="1.36",
         pool=NodePoolSettings(plan="g6-standard-2", count=2),
         high_availability=False,
         admin_ipv4_cidrs=["203.0.113.0/24"],

@@ -16,7 +16,7 @@ from tools.offline import ProgramRun
 
 
 def views(run: ProgramRun) -> list[rules.ResourceView]:
-    return [rules.view_from_record(record) for record in run.resources]
+    return rules.views_from_records(run.resources)
 
 
 def context(stack: str, budget: BudgetSettings | None) -> rules.StackContext:

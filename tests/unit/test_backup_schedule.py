@@ -18,6 +18,7 @@ from components.operations.schedules import (
     backup_cloud_config,
     backup_jobs,
     backup_node_index,
+    file_content,
 )
 from components.settings.operations import BackupSettings
 from tools.offline import assert_valid_cloud_config
@@ -83,8 +84,10 @@ def test_mariabackup_jobs_share_a_lock_and_binlog_shipping_does_not() -> None:
 
 def test_shipped_script_is_the_one_the_integration_tests_run() -> None:
     script = _files(backup_cloud_config("mariadb", PROD, TARGET))[SCRIPT_PATH]
-    assert script["content"] == SCRIPT_SOURCE.read_text()
+    assert file_content(script) == SCRIPT_SOURCE.read_text()
     assert script["permissions"] == "0755"
+    # Shipped compressed: the user-data budget (policy rule user-data-size) needs the room.
+    assert script["encoding"] == "gz+b64" and len(script["content"]) < len(SCRIPT_SOURCE.read_text()) / 2
 
 
 def test_bucket_key_lives_only_in_the_root_only_environment_file() -> None:

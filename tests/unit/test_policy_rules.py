@@ -412,7 +412,7 @@ def test_pack_declares_every_rule_once_with_its_enforcement() -> None:
     from pulumi_policy import EnforcementLevel
 
     policies = {p.name: p.enforcement_level for p in rules.build_policies(lambda: DEV)}
-    assert len(policies) == len(rules.RESOURCE_RULES) + len(rules.STACK_RULES) == 11
+    assert len(policies) == len(rules.RESOURCE_RULES) + len(rules.STACK_RULES) == 16
     assert policies["credentials-are-secret"] == EnforcementLevel.REMEDIATE
     assert policies["monthly-cost-ceiling-within-budget"] == EnforcementLevel.ADVISORY
     assert all(level == EnforcementLevel.MANDATORY for name, level in policies.items()
@@ -554,3 +554,78 @@ def test_pack_process_reads_the_stack_and_its_budget_from_the_engine(running_pac
     diagnostics = stub.AnalyzeStack(stack, timeout=20).diagnostics
     assert [d.policyName for d in diagnostics] == ["monthly-cost-within-budget"]
     assert "over its budget of 50.00 EUR" in diagnostics[0].message
+
+
+# --- Linode's own rules (issue 10): each fires on what the API would refuse, quiet otherwise ----
+
+def lke_cluster(api_version: str | None = "v4beta", tier: str | None = "enterprise",
+                version: str = "v1.36.3+lke1", label: str = "platform-infra-prod-lke") -> ResourceView:
+    inputs: dict[str, Any] = {"label": label, "region": "eu-central", "k8sVersion": version,
+                              "pools": [{"type": "g6-dedicated-4", "count": 3}]}
+    if tier:
+        inputs.update({"tier": tier, "vpcId": 7, "subnetId": 8, "stackType": "ipv4"})
+    return ResourceView(rules.LKE_CLUSTER, "lke", inputs, secret_paths=frozenset(),
+                        provider_inputs=None if api_version is None else {"apiVersion": api_version})
+
+
+def test_linode_label_rule_refuses_a_firewall_label_over_32_and_a_bad_rule_label() -> None:
+    bad = dataclasses.replace(firewall(), inputs={**firewall().inputs, "label": "platform-infra-staging-nodebalancer"})
+    assert any("35 characters" in m for m in messages("linode-label-rules", bad))
+    bad_rule = firewall(inbounds=[{"label": "x", "action": "ACCEPT", "protocol": "TCP", "ports": "22",
+                                   "ipv4s": ["10.0.0.0/24"]}])
+    assert any("firewall_rule label 'x'" in m for m in messages("linode-label-rules", bad_rule))
+    assert messages("linode-label-rules", firewall()) == []
+
+
+def test_linode_label_rule_skips_labels_unknown_during_preview() -> None:
+    view = ResourceView("linode:index/objectStorageBucket:ObjectStorageBucket", "bucket",
+                        {"label": rules.UNKNOWN}, secret_paths=frozenset())
+    assert messages("linode-label-rules", view) == []
+    bad = dataclasses.replace(view, inputs={"label": "Backups_Bucket"})
+    assert messages("linode-label-rules", bad)
+
+
+def test_lke_beta_fields_need_a_v4beta_provider() -> None:
+    unmanaged = lke_cluster(api_version=None)
+    assert any("api_version v4beta" in m for m in messages("lke-beta-fields-need-v4beta", unmanaged))
+    assert messages("lke-beta-fields-need-v4beta", lke_cluster(api_version="v4"))
+    assert messages("lke-beta-fields-need-v4beta", lke_cluster()) == []
+    # A standard cluster without tier or VPC fields works on the default provider.
+    assert messages("lke-beta-fields-need-v4beta", lke_cluster(api_version=None, tier=None, version="1.36")) == []
+
+
+def test_lke_version_format_follows_the_tier() -> None:
+    assert messages("lke-version-format", lke_cluster(version="1.36"))  # enterprise wants a build
+    assert messages("lke-version-format", lke_cluster(tier=None, version="v1.36.3+lke1"))
+    assert messages("lke-version-format", lke_cluster()) == []
+    assert messages("lke-version-format", lke_cluster(tier=None, version="1.36")) == []
+
+
+def test_user_data_over_linode_s_limit_is_refused() -> None:
+    over = base64.b64encode(b"#cloud-config\n" + b"x" * 50_000).decode()
+    assert len(over) > rules.USER_DATA_LIMIT_BYTES
+    assert any("65535" in m for m in messages("user-data-size", data_vm(user_data=over)))
+    assert messages("user-data-size", data_vm()) == []
+
+
+def test_a_firewall_with_more_than_25_rules_is_refused() -> None:
+    rule = {"action": "ACCEPT", "protocol": "TCP", "ports": "22", "ipv4s": ["10.0.0.0/24"]}
+    too_many = firewall(inbounds=[{**rule, "label": f"rule-{i:02d}"} for i in range(26)])
+    assert any("26 rules" in m for m in messages("firewall-rule-count", too_many))
+    at_limit = firewall(inbounds=[{**rule, "label": f"rule-{i:02d}"} for i in range(25)])
+    assert messages("firewall-rule-count", at_limit) == []
+
+
+def test_the_pack_reads_the_cluster_s_provider_from_the_engine() -> None:
+    class Provider:
+        props = {"apiVersion": "v4beta"}
+
+    class Args:
+        resource_type = rules.LKE_CLUSTER
+        name = "lke"
+        props = dict(lke_cluster().inputs)
+        opts = None
+        urn = None
+        provider = Provider()
+
+    assert rules.view_from_policy(Args()).provider_inputs == {"apiVersion": "v4beta"}

@@ -19,7 +19,7 @@ from components.kubernetes.manifests import (
     connection_settings,
 )
 from components.kubernetes.objects import StackContext
-from components.settings.kubernetes import KubernetesSettings
+from components.settings.kubernetes import KubernetesSettings, offered_minors
 from tests.helpers import prod_like_settings, sample_connections
 
 
@@ -71,7 +71,8 @@ def test_namespace_enforces_restricted_with_quota_and_limit_range() -> None:
     objects = render(prod_like_settings())
     namespace = find(objects, "Namespace", "app")
     assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
-    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce-version"] == "v1.31"
+    minor = offered_minors("enterprise")[-1]
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce-version"] == f"v{minor}"
     quota = find(objects, "ResourceQuota", "app-quota")
     assert quota["spec"]["hard"]["limits.memory"] == "16Gi"
     limits = find(objects, "LimitRange", "container-defaults")["spec"]["limits"][0]
