@@ -83,6 +83,7 @@ def build_kubernetes_tier(
             kubernetes_minor=k.kubernetes_minor,
             firewall_label=settings.label("nodebalancer"),
             tags=tuple(tags),
+            backend_ipv4_range=plan.subnets["app"].nodebalancer_backend_range() if vpc else None,
         ),
         opts=in_cluster,
     )
