@@ -81,3 +81,19 @@ def test_prometheus_scrapes_data_nodes_by_the_names_the_pods_use(stack: str, pro
     assert targets == set(aliases)
     (app,) = deployments(program_runs[stack])[:1]
     assert aliases == host_aliases(app)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_vm_routes_through_its_vpc_interface_with_1_1_nat(stack: str, program_runs: ProgramRuns) -> None:
+    # A non-primary VPC interface gets no route to the VPC's other subnets (Cloud Manager), so the
+    # bastion could not reach the data subnet nor the cluster the data VMs.
+    vms = instances(program_runs[stack])
+    assert vms
+    for vm in vms:
+        vpc, *others = vm.inputs["interfaces"]
+        assert (vpc["purpose"], vpc["primary"], vpc["ipv4"]["nat11"]) == ("vpc", True, "any"), vm.name
+        if vm.inputs.get("privateIp"):
+            # The private-network IPv4 is configured on a public-purpose interface only.
+            assert [(i["purpose"], i["primary"]) for i in others] == [("public", False)], vm.name
+        else:
+            assert others == [], vm.name
