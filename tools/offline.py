@@ -196,6 +196,30 @@ def realistic_outputs(type_: str, name: str, inputs: dict[str, Any], rid: str) -
     return out
 
 
+def lke_node_private_ip(instance_id: int) -> str:
+    """The private-network address the mocks give an LKE node (apart from the data VMs')."""
+    return f"192.168.{200 + (instance_id // 250) % 50}.{instance_id % 250 + 2}"
+
+
+def realistic_invoke(token: str, args: dict[str, Any]) -> dict[str, Any]:
+    """What the provider's data sources would answer; {} for the ones the program does not read."""
+    if token == "linode:index/getInstances:getInstances":
+        ids = [
+            int(value)
+            for item in args.get("filters") or []
+            if item.get("name") == "id"
+            for value in item.get("values") or []
+        ]
+        return {
+            "id": "instances",
+            "instances": [
+                {"id": i, "label": f"lke-node-{i}", "privateIpAddress": lke_node_private_ip(i), "status": "running"}
+                for i in ids
+            ],
+        }
+    return {}
+
+
 class RecordingMocks(pulumi.runtime.Mocks):
     """Numeric-string ids like Linode's; outputs shaped like the providers' real ones."""
 
@@ -213,7 +237,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
         return rid, outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
-        return {}, None
+        return realistic_invoke(args.token, dict(args.args)), []
 
 
 class RecordingMonitor(pulumi_mocks.MockMonitor):

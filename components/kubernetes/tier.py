@@ -1,8 +1,9 @@
 """The Kubernetes tier of a stack, in dependency order: cluster, ingress, cert-manager, workloads.
 
-`__main__` calls `build_kubernetes_tier` once. How pods reach the data VMs follows the tier
-(see `app_source_cidrs`): over the stack's VPC on LKE Enterprise, over Linode's private
-network on the standard tier; firewalls and NetworkPolicies are built from the same rule.
+`__main__` calls `build_lke_cluster` before the data tier (the data firewalls admit the
+cluster's nodes, `app_source_cidrs`), then `build_kubernetes_tier` with the data tier's
+connections. How pods reach the data VMs follows the tier: over the stack's VPC on LKE
+Enterprise, over Linode's private network from each node's own address on the standard tier.
 """
 
 from __future__ import annotations
@@ -46,18 +47,11 @@ class KubernetesTier:
         return self.ingress.ingress_class
 
 
-def build_kubernetes_tier(
-    settings: StackSettings,
-    plan: AddressPlan,
-    network: Network,
-    connections: DataConnections,
-    tags: Sequence[str],
-    secrets: StackSecrets | None = None,
-) -> KubernetesTier:
+def build_lke_cluster(settings: StackSettings, plan: AddressPlan, network: Network, tags: Sequence[str]) -> LkeCluster:
+    """The stack's LKE cluster: in the VPC's app subnet on Enterprise, outside it on standard."""
     k = settings.kubernetes
-    context = StackContext(settings.project, settings.stack, cluster_issuer=cluster_issuer_name(k))
     vpc = k.data_path == "vpc"
-    cluster = LkeCluster(
+    return LkeCluster(
         "lke",
         LkeClusterArgs(
             label=settings.label("lke"),
@@ -74,6 +68,19 @@ def build_kubernetes_tier(
             tags=tuple(tags),
         ),
     )
+
+
+def build_kubernetes_tier(
+    settings: StackSettings,
+    plan: AddressPlan,
+    cluster: LkeCluster,
+    connections: DataConnections,
+    tags: Sequence[str],
+    secrets: StackSecrets | None = None,
+) -> KubernetesTier:
+    k = settings.kubernetes
+    context = StackContext(settings.project, settings.stack, cluster_issuer=cluster_issuer_name(k))
+    vpc = k.data_path == "vpc"
     in_cluster = pulumi.ResourceOptions(providers={"kubernetes": cluster.provider})
     ingress = IngressController(
         "ingress",
