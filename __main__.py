@@ -9,8 +9,17 @@ from __future__ import annotations
 import pulumi
 
 from components.data import build_data_tier, stack_address_plan
-from components.foundation import BaseHardening, Bastion, BastionArgs, Network, NetworkArgs, base_cloud_config
-from components.kubernetes import app_url, build_kubernetes_tier, cluster_issuer_name
+from components.foundation import (
+    BaseHardening,
+    Bastion,
+    BastionArgs,
+    Network,
+    NetworkArgs,
+    app_source_cidrs,
+    base_cloud_config,
+    lke_node_private_sources,
+)
+from components.kubernetes import app_url, build_kubernetes_tier, build_lke_cluster, cluster_issuer_name
 from components.operations import (
     BackupStorage,
     BackupStorageArgs,
@@ -51,6 +60,14 @@ bastion = Bastion(
     ),
 )
 
+# --- the LKE cluster first: the data firewalls admit exactly its nodes ------------------------
+cluster = build_lke_cluster(settings, plan, network, settings.tags("lke"), secrets)
+app_sources = app_source_cidrs(
+    settings.kubernetes,
+    plan,
+    lke_node_private_sources(cluster.node_instance_ids) if settings.kubernetes.data_path != "vpc" else None,
+)
+
 # --- what operations puts on the data VMs: the backup bucket and the log-push password first --
 backup_storage = (
     BackupStorage(
@@ -69,7 +86,12 @@ data_tier = build_data_tier(
     network,
     bastion_address=bastion.address,
     base_cloud_config=base_cloud_config(BaseHardening(ssh_keys=settings.ssh_keys, hostname=settings.label("data"))),
-    addons=vm_addons(VmAddonsArgs(settings=settings, plan=plan, backup_storage=backup_storage, log_push=log_push)),
+    app_sources=app_sources,
+    addons=vm_addons(
+        VmAddonsArgs(
+            settings=settings, plan=plan, backup_storage=backup_storage, log_push=log_push, app_sources=app_sources
+        )
+    ),
 )
 windows = backup_windows(
     ops.backups,
@@ -78,7 +100,7 @@ windows = backup_windows(
 )
 
 # --- kubernetes tier ------------------------------------------------------------------
-kubernetes = build_kubernetes_tier(settings, plan, network, data_tier.connections, settings.tags("lke"), secrets)
+kubernetes = build_kubernetes_tier(settings, plan, cluster, data_tier.connections, settings.tags("lke"), secrets)
 
 # --- monitoring and logs in the cluster ----------------------------------------------------
 observability = build_observability(

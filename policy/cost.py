@@ -179,10 +179,15 @@ def storage_gb(quantity: str) -> int:
 
 
 def _load_balancer_services(values: Any) -> int:
-    """How many `service: {type: LoadBalancer}` blocks a chart's values hold (any depth)."""
+    """How many `service: {type: LoadBalancer}` blocks a chart's values hold (any depth).
+
+    Charts spell it `service.type` or, like Traefik's, `service.spec.type`."""
     if isinstance(values, Mapping):
-        own = 1 if isinstance(values.get("service"), Mapping) and values["service"].get("type") == "LoadBalancer" \
-            else 0
+        service = values.get("service")
+        spec = service.get("spec") if isinstance(service, Mapping) else None
+        own = 1 if isinstance(service, Mapping) and "LoadBalancer" in (
+            service.get("type"), spec.get("type") if isinstance(spec, Mapping) else None
+        ) else 0
         return own + sum(_load_balancer_services(item) for item in values.values())
     if isinstance(values, list):
         return sum(_load_balancer_services(item) for item in values)

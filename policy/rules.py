@@ -258,6 +258,8 @@ def check_no_public_sensitive_port(view: ResourceView, ctx: StackContext) -> Ite
         for rule in view.inputs.get("inbounds") or []:
             if str(rule.get("action", "")).upper() != "ACCEPT":
                 continue
+            if str(rule.get("protocol", "")).upper() in ("ICMP", "IPENCAP"):
+                continue  # no ports: these protocols cannot reach a data or admin port
             sources = [*(rule.get("ipv4s") or []), *(rule.get("ipv6s") or [])]
             open_to = [cidr for cidr in sources if _is_everywhere(cidr)]
             if not open_to:

@@ -206,12 +206,51 @@ def realistic_outputs(type_: str, name: str, inputs: dict[str, Any], rid: str) -
     return out
 
 
+def lke_node_private_ip(instance_id: int) -> str:
+    """The private-network address the mocks give an LKE node (apart from the data VMs')."""
+    return f"192.168.{200 + (instance_id // 250) % 50}.{instance_id % 250 + 2}"
+
+
+def realistic_invoke(token: str, args: dict[str, Any]) -> dict[str, Any]:
+    """What the provider's data sources would answer; {} for the ones the program does not read."""
+    if token == "linode:index/getDomain:getDomain":  # an existing master zone
+        zone = str(args.get("domain"))
+        return {
+            "id": 1000000 + int(_digest(zone)[:5], 16),
+            "domain": zone,
+            "type": "master",
+            "status": "active",
+            "soaEmail": f"hostmaster@{zone}",
+            "ttlSec": 0,
+        }
+    if token == "linode:index/getLkeVersions:getLkeVersions":
+        # What GET /v4beta/lke/tiers/{tier}/versions answers, from the catalog's list.
+        from components.linode.catalog import LKE_VERSIONS
+
+        tier = str(args.get("tier") or "standard")
+        versions = [{"id": version, "tier": tier} for version in LKE_VERSIONS[tier]]
+        return {"id": tier, "tier": tier, "versions": versions}
+    if token == "linode:index/getInstances:getInstances":
+        ids = [
+            int(value)
+            for item in args.get("filters") or []
+            if item.get("name") == "id"
+            for value in item.get("values") or []
+        ]
+        return {
+            "id": "instances",
+            "instances": [
+                {"id": i, "label": f"lke-node-{i}", "privateIpAddress": lke_node_private_ip(i), "status": "running"}
+                for i in ids
+            ],
+        }
+    return {}
+
+
 class RecordingMocks(pulumi.runtime.Mocks):
     """Numeric-string ids like Linode's; outputs shaped like the providers' real ones."""
 
-    def __init__(
-        self, extra_outputs: Callable[[str, str, dict[str, Any]], dict[str, Any]] | None = None
-    ) -> None:
+    def __init__(self, extra_outputs: Callable[[str, str, dict[str, Any]], dict[str, Any]] | None = None) -> None:
         self.counter = _Counter()
         self.extra_outputs = extra_outputs
 
@@ -223,18 +262,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
         return rid, outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
-        if args.token == "linode:index/getDomain:getDomain":  # an existing master zone
-            zone = str(args.args.get("domain"))
-            return {"id": 1000000 + int(_digest(zone)[:5], 16), "domain": zone, "type": "master",
-                    "status": "active", "soaEmail": f"hostmaster@{zone}", "ttlSec": 0}, []
-        if args.token == "linode:index/getLkeVersions:getLkeVersions":
-            # What GET /v4beta/lke/tiers/{tier}/versions answers, from the catalog's list.
-            from components.linode.catalog import LKE_VERSIONS
-
-            tier = str(args.args.get("tier") or "standard")
-            versions = [{"id": version, "tier": tier} for version in LKE_VERSIONS[tier]]
-            return {"id": tier, "tier": tier, "versions": versions}, []
-        return {}, None
+        return realistic_invoke(args.token, dict(args.args)), []
 
 
 class RecordingMonitor(pulumi_mocks.MockMonitor):
@@ -367,9 +395,7 @@ def run_program(
     )
 
 
-def run_program_expecting_error(
-    stack: str, overrides: Mapping[str, Any]
-) -> tuple[Exception, list[ResourceRecord]]:
+def run_program_expecting_error(stack: str, overrides: Mapping[str, Any]) -> tuple[Exception, list[ResourceRecord]]:
     """Run a stack whose config is bad: the error it stops with, and what got registered."""
     config, secret_keys = stack_config(stack)
     for key, value in overrides.items():
@@ -405,7 +431,6 @@ def resolve(value: Any) -> Any:
 
 def is_secret(value: Any) -> bool:
     return _resolve(value)[1]
-
 
 
 def unwrap_secret(value: Any) -> tuple[Any, bool]:

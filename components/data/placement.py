@@ -19,7 +19,7 @@ import pulumi_random as random
 from components.data.cloud_init import TlsMaterial
 from components.data.connections import ServiceConnection
 from components.data.internal_ca import InternalCa
-from components.foundation.firewall import InboundRule, RoleFirewall, RoleFirewallArgs, ssh_from_bastion
+from components.foundation.firewall import RoleFirewall, RoleFirewallArgs, RuleInput, inbound_rule, ssh_from_bastion
 from components.foundation.role_addon import RoleAddon, node_user_data
 from components.foundation.vm_group import VmGroup, VmGroupArgs
 from components.linode.catalog import PLANS
@@ -35,7 +35,9 @@ class DataVmPlacement:
     image: str
     vpc_subnet_id: pulumi.Input[int]
     addresses: Sequence[str]
-    app_sources: Sequence[str]  # CIDRs of the app tier (client ports)
+    # Where the app tier connects from (client ports): the cluster's VPC subnet, or each LKE
+    # node's private address /32, known at deploy time (foundation/reach.py).
+    app_sources: pulumi.Input[Sequence[str]]
     bastion_address: str
     base_cloud_config: Mapping[str, Any]
     tags: Sequence[str]
@@ -61,6 +63,10 @@ class DataVmPlacement:
 
     def peer_sources(self) -> tuple[str, ...]:
         return tuple(f"{address}/32" for address in self.addresses)
+
+    def app_rule(self, label: str, ports: str) -> RuleInput:
+        """TCP `ports` open to the app tier's sources and nothing wider."""
+        return inbound_rule(label, "TCP", ports, self.app_sources)
 
 
 def memory_share(plan: str, share: float, unit: str = "M") -> str:
@@ -111,7 +117,7 @@ def firewall_and_vms(
     role: str,
     placement: DataVmPlacement,
     plan: str,
-    rules: list[InboundRule],
+    rules: list[RuleInput],
     user_data: list[pulumi.Output[str]],
     parent: pulumi.Resource,
 ) -> tuple[RoleFirewall, VmGroup]:
@@ -231,8 +237,9 @@ class DataCluster(pulumi.ComponentResource):
         """The service's cloud-config document for node `index` (pure renderers, plain values)."""
         raise NotImplementedError
 
-    def firewall_rules(self) -> list[InboundRule]:
-        """Client and peer ports; SSH from the bastion and the add-on rules are added for all."""
+    def firewall_rules(self) -> list[RuleInput]:
+        """Client ports (through `placement.app_rule`) and peer ports; SSH from the bastion and
+        the add-on rules are added for all."""
         raise NotImplementedError
 
     def make_connection(self) -> ServiceConnection:

@@ -36,7 +36,6 @@ from components.data.placement import DataCluster, DataClusterArgs, DataVmPlacem
 from components.data.services import SERVICES
 from components.foundation.address_plan import AddressPlan
 from components.foundation.network import Network
-from components.foundation.reach import app_source_cidrs
 from components.foundation.role_addon import RoleAddon
 from components.settings import StackSettings
 
@@ -70,9 +69,11 @@ def build_data_tier(
     network: Network,
     bastion_address: str,
     base_cloud_config: Mapping[str, Any],
+    app_sources: pulumi.Input[Sequence[str]],
     addons: Mapping[str, RoleAddon] | None = None,
     tags: Sequence[str] = (),
 ) -> DataTier:
+    """`app_sources`: where the app tier connects from (foundation.reach.app_source_cidrs)."""
     data = settings.data
     addons = addons or {}
     unknown = set(addons) - set(SERVICES)
@@ -83,7 +84,6 @@ def build_data_tier(
         if data.tls
         else None
     )
-    app_sources = app_source_cidrs(settings.kubernetes, plan)
     services = data.services
     clusters: dict[str, DataCluster] = {}
     for role, entry in SERVICES.items():

@@ -6,7 +6,7 @@ from components.foundation.bastion import Bastion, BastionArgs
 from components.foundation.cloud_init import BaseHardening, base_cloud_config, merge_cloud_configs, render_cloud_config
 from components.foundation.firewall import InboundRule, RoleFirewall, RoleFirewallArgs
 from components.foundation.network import Network, NetworkArgs
-from components.foundation.reach import app_source_cidrs
+from components.foundation.reach import app_source_cidrs, lke_node_private_sources
 from components.foundation.role_addon import RoleAddon
 from components.foundation.vm_group import VmGroup, VmGroupArgs
 
@@ -26,6 +26,7 @@ __all__ = [
     "VmGroupArgs",
     "app_source_cidrs",
     "base_cloud_config",
+    "lke_node_private_sources",
     "merge_cloud_configs",
     "plan_addresses",
     "render_cloud_config",

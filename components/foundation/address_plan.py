@@ -46,6 +46,16 @@ class SubnetPlan:
     def cidr_str(self) -> str:
         return str(self.cidr)
 
+    def nodebalancer_backend_range(self) -> str:
+        """A /29 near the top of the subnet, kept free for a VPC NodeBalancer's backend addresses.
+
+        With VPC backends a NodeBalancer takes a free /30 or larger from the cluster's subnet and
+        reaches the nodes from it (linode-cloud-controller-manager docs/configuration/loadbalancer.md,
+        "Configuring NodeBalancers directly with VPC"); pinning it lets the ingress controller
+        trust exactly that range. The last /29 is skipped: Linode reserves the subnet's last address.
+        """
+        return str(ipaddress.ip_network(f"{self.cidr.broadcast_address - 15}/29"))
+
     def host(self, offset: int) -> str:
         if offset < 2 or offset >= self.cidr.num_addresses - 1:
             raise AddressPlanError(f"offset {offset} is outside the usable range of {self.cidr}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypeAlias
 
 import pulumi
 import pulumi_linode as linode
@@ -70,6 +70,27 @@ class InboundRule:
         )
 
 
+# A rule whose sources are known only at deploy time (the LKE nodes' private addresses) is an
+# Output; the firewall resolves it with the others.
+RuleInput: TypeAlias = "InboundRule | pulumi.Output[InboundRule]"
+
+
+def inbound_rule(
+    label: str, protocol: Protocol, ports: str, sources: pulumi.Input[Sequence[str]]
+) -> RuleInput:
+    """An InboundRule now when the sources are plain, an Output of one when they are not."""
+    if isinstance(sources, Sequence):
+        return InboundRule(label, protocol, ports, tuple(sources))
+    return pulumi.Output.all(sources).apply(lambda resolved: InboundRule(label, protocol, ports, tuple(resolved[0])))
+
+
+def _inbound_args(firewall_label: str, rules: Sequence[InboundRule]) -> list[linode.FirewallInboundArgs]:
+    labels = [rule.label for rule in rules]
+    if len(labels) != len(set(labels)):
+        raise FirewallRuleError(f"firewall {firewall_label} has duplicate rule labels: {labels}")
+    return [rule.to_args() for rule in rules]
+
+
 def ssh_from_bastion(bastion_address: str) -> InboundRule:
     """Every VM but the bastion takes SSH only from the bastion's VPC address."""
     return InboundRule("ssh-from-bastion", "TCP", "22", (f"{bastion_address}/32",))
@@ -86,7 +107,7 @@ def icmp_from(label: str, sources: Sequence[str]) -> InboundRule:
 def inbound_firewall(
     resource_name: str,
     label: str,
-    rules: Sequence[InboundRule],
+    rules: Sequence[RuleInput],
     tags: Sequence[str],
     opts: pulumi.ResourceOptions,
     linodes: pulumi.Input[Sequence[pulumi.Input[int]]] | None = None,
@@ -99,15 +120,19 @@ def inbound_firewall(
     problems = label_problems("firewall", label)
     if problems:
         raise LabelError("; ".join(problems))
-    labels = [rule.label for rule in rules]
-    if len(labels) != len(set(labels)):
-        raise FirewallRuleError(f"firewall {label} has duplicate rule labels: {labels}")
+    plain = [rule for rule in rules if isinstance(rule, InboundRule)]
+    inbounds: pulumi.Input[Sequence[pulumi.Input[linode.FirewallInboundArgs]]]
+    if len(plain) == len(rules):
+        inbounds = _inbound_args(label, plain)
+    else:
+        _inbound_args(label, plain)  # refuse what is already known now, not at deploy time
+        inbounds = pulumi.Output.all(*rules).apply(lambda resolved: _inbound_args(label, resolved))
     return linode.Firewall(
         resource_name,
         label=label,
         inbound_policy="DROP",
         outbound_policy="ACCEPT",
-        inbounds=[rule.to_args() for rule in rules],
+        inbounds=inbounds,
         linodes=linodes,
         tags=list(tags),
         opts=opts,
@@ -118,7 +143,7 @@ def inbound_firewall(
 class RoleFirewallArgs:
     label: str
     role: str
-    rules: tuple[InboundRule, ...]
+    rules: tuple[RuleInput, ...]
     tags: tuple[str, ...] = field(default_factory=tuple)
 
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import pulumi
 
 if TYPE_CHECKING:
-    from components.foundation.firewall import InboundRule
+    from components.foundation.firewall import RuleInput
 
 
 @dataclass(frozen=True)
@@ -19,7 +19,7 @@ class RoleAddon:
 
     # node index -> cloud-config fragment (may be a secret Output)
     cloud_config: Callable[[int], pulumi.Input[Mapping[str, Any]]]
-    inbound_rules: tuple[InboundRule, ...] = ()  # e.g. exporter ports from the monitoring sources
+    inbound_rules: tuple[RuleInput, ...] = ()  # e.g. exporter ports from the monitoring sources
 
 
 def node_user_data(

@@ -39,13 +39,44 @@ class VmGroupArgs:
     stateful: bool = False
     protect: bool = False
     disk_encryption: bool = True
-    public_interface: bool = True  # egress for package updates; inbound is the firewall's call
     # A Linode private-network IPv4 (192.168.128.0/17): how pods on a standard-tier LKE cluster,
-    # which cannot join our VPC, reach the data VMs without the public internet.
+    # which cannot join our VPC, reach the data VMs. It lives on a public-purpose interface, so
+    # such a VM gets one as well (see `vm_interfaces`).
     private_ip: bool = False
     anti_affinity: bool = field(default=True)
     # What Linode does to the VM during host maintenance: live-migrate it (default) or power-cycle.
     maintenance_policy: str | None = "linode/migrate"
+
+
+def vm_interfaces(
+    subnet_id: pulumi.Input[int], address: str, private_ip: bool
+) -> list[linode.InstanceInterfaceArgs]:
+    """A VM's legacy configuration-profile interfaces: the VPC interface is eth0 and primary.
+
+    Only the primary interface gets the default route; with the public interface primary Linode
+    routes nothing to the VPC's other subnets ("The Linode will not be reachable or able to reach
+    Linodes in the other subnets of the VPC", Cloud Manager, features/VPCs/constants.ts), so the
+    bastion could not reach the data subnet. Egress (packages, backups) leaves through 1:1 NAT
+    on the VPC interface (`nat11="any"`: the Linode's public IPv4 is mapped to its VPC address),
+    Cloud Manager's recommended setup; the firewall still decides what gets in.
+    A public-purpose interface is added only for a private-network IPv4: the API configures the
+    Linode's other addresses (the 192.168.128.0/17 one included) only on a public interface ("If
+    no public interface is configured, public IP addresses are still assigned to the Linode but
+    will not be usable", API: configuration profile interfaces). It is not primary, and the NAT
+    keeps the public IPv4 on the VPC interface ("The VPC interface with 1:1 NAT will use the
+    Public IP even if it's not on the default network interface", Cloud Manager).
+    """
+    interfaces = [
+        linode.InstanceInterfaceArgs(
+            purpose="vpc",
+            subnet_id=subnet_id,
+            ipv4=linode.InstanceInterfaceIpv4Args(vpc=address, nat11="any"),
+            primary=True,
+        )
+    ]
+    if private_ip:
+        interfaces.append(linode.InstanceInterfaceArgs(purpose="public", primary=False))
+    return interfaces
 
 
 class VmGroup(pulumi.ComponentResource):
@@ -89,16 +120,7 @@ class VmGroup(pulumi.ComponentResource):
         )
         self.instances = []
         for index, (address, user_data) in enumerate(zip(args.addresses, args.user_data, strict=True)):
-            interfaces = [
-                linode.InstanceInterfaceArgs(
-                    purpose="vpc",
-                    subnet_id=args.vpc_subnet_id,
-                    ipv4=linode.InstanceInterfaceIpv4Args(vpc=address),
-                    primary=not args.public_interface,
-                )
-            ]
-            if args.public_interface:
-                interfaces.insert(0, linode.InstanceInterfaceArgs(purpose="public", primary=True))
+            interfaces = vm_interfaces(args.vpc_subnet_id, address, args.private_ip)
             instance = linode.Instance(
                 f"{name}-{index}",
                 label=check_label("instance", f"{args.label_prefix}-{index}"),

@@ -159,7 +159,22 @@ def ingress_annotations(namespace: str, ctx: StackContext) -> dict[str, str]:
 # --- the controller itself -----------------------------------------------------------------------
 
 
-def load_balancer_annotations(settings: IngressSettings, firewall_id: Any) -> dict[str, Any]:
+def proxy_protocol_sources(backend_ipv4_range: str | None) -> list[str]:
+    """Where the NodeBalancer's connections reach Traefik from: the only senders it trusts with a
+    PROXY header.
+
+    Classic NodeBalancers reach their backends from 192.168.255.0/24 (Akamai, NodeBalancer
+    reference; the LKE node rules admit NodePorts from it); a VPC-backed one from the backend
+    range pinned by the `backend-ipv4-range` annotation. Either holds only with
+    `externalTrafficPolicy: Local`: with `Cluster` kube-proxy SNATs the connection to a node's
+    address and Traefik never sees the NodeBalancer at all.
+    """
+    return [backend_ipv4_range] if backend_ipv4_range else [NODEBALANCER_RANGE]
+
+
+def load_balancer_annotations(
+    settings: IngressSettings, firewall_id: Any, backend_ipv4_range: str | None = None
+) -> dict[str, Any]:
     """Linode CCM Service annotations (linode-cloud-controller-manager docs/configuration)."""
     if settings.load_balancer == "none":
         return {}
@@ -168,6 +183,9 @@ def load_balancer_annotations(settings: IngressSettings, firewall_id: Any) -> di
         f"{LB_ANNOTATION}firewall-id": firewall_id,
         f"{LB_ANNOTATION}check-type": "connection",
     }
+    if backend_ipv4_range:
+        # VPC backends: pin the NodeBalancer's backend range (CCM precedence 1) so it is known here.
+        annotations[f"{LB_ANNOTATION}backend-ipv4-range"] = backend_ipv4_range
     if settings.load_balancer == "ha":
         annotations.update(
             {
@@ -180,8 +198,14 @@ def load_balancer_annotations(settings: IngressSettings, firewall_id: Any) -> di
     return annotations
 
 
-def traefik_values(settings: IngressSettings, firewall_id: Any = None) -> dict[str, Any]:
-    """Helm values of the Traefik chart for this stack's entry mode."""
+def traefik_values(
+    settings: IngressSettings, firewall_id: Any = None, backend_ipv4_range: str | None = None
+) -> dict[str, Any]:
+    """Helm values of the Traefik chart for this stack's entry mode.
+
+    `backend_ipv4_range`: the VPC range a VPC-backed NodeBalancer reaches the nodes from (LKE
+    Enterprise in our VPC); None for a classic NodeBalancer (192.168.255.0/24).
+    """
     # The chart labels its pods app.kubernetes.io/instance=<release>-<namespace>.
     selector = {**INGRESS_CONTROLLER.pod_labels, "app.kubernetes.io/instance": f"{RELEASE_NAME}-{settings.namespace}"}
     behind_nodebalancer = settings.load_balancer != "none"
@@ -193,8 +217,15 @@ def traefik_values(settings: IngressSettings, firewall_id: Any = None) -> dict[s
             "kubernetesIngress": {"enabled": True},
         },
         "service": {
-            "type": "LoadBalancer" if behind_nodebalancer else "ClusterIP",
-            "annotations": load_balancer_annotations(settings, firewall_id),
+            "annotations": load_balancer_annotations(settings, firewall_id, backend_ipv4_range),
+            # The chart copies `service.spec` into the Service (templates/_service.tpl) and has
+            # no `service.type`. Local: no SNAT between the NodeBalancer and Traefik, so the PROXY
+            # header's sender is the NodeBalancer (nodes without a Traefik pod fail its check).
+            "spec": (
+                {"type": "LoadBalancer", "externalTrafficPolicy": "Local"}
+                if behind_nodebalancer
+                else {"type": "ClusterIP"}
+            ),
         },
         "resources": {
             "requests": {"cpu": "100m", "memory": "128Mi"},
@@ -213,8 +244,8 @@ def traefik_values(settings: IngressSettings, firewall_id: Any = None) -> dict[s
         "podDisruptionBudget": {"enabled": settings.replicas > 1, "maxUnavailable": 1},
     }
     if behind_nodebalancer:
-        # Only NodeBalancers may set the client address through the PROXY header.
-        proxy = {"proxyProtocol": {"trustedIPs": [NODEBALANCER_RANGE]}}
+        # Only the NodeBalancer may set the client address through the PROXY header.
+        proxy = {"proxyProtocol": {"trustedIPs": proxy_protocol_sources(backend_ipv4_range)}}
         values["ports"] = {"web": dict(proxy), "websecure": dict(proxy)}
     return values
 
@@ -236,6 +267,8 @@ class IngressControllerArgs:
     # The LKE cluster: the release is deleted before it, so the cloud controller can still
     # remove the NodeBalancer the release's LoadBalancer Service owns.
     cluster: pulumi.Resource | None = None
+    # VPC-backed NodeBalancer (LKE Enterprise in our VPC): its pinned backend range; None: classic.
+    backend_ipv4_range: str | None = None
 
 
 class IngressController(pulumi.ComponentResource):
@@ -270,7 +303,7 @@ class IngressController(pulumi.ComponentResource):
             version=settings.chart_version,
             repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=TRAEFIK_REPOSITORY),
             namespace=settings.namespace,
-            values=traefik_values(settings, firewall_id),
+            values=traefik_values(settings, firewall_id, args.backend_ipv4_range),
             atomic=True,
             cleanup_on_fail=True,
             timeout=600,

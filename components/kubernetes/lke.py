@@ -1,11 +1,14 @@
-"""The LKE cluster of a stack, its node-pool firewall and the Kubernetes provider built from it.
+"""The LKE cluster of a stack, its node firewall and the Kubernetes provider built from it.
 
 Tier per stack. LKE Enterprise clusters are placed in a VPC of our own (`vpc_id`/`subnet_id`,
 linode/terraform-provider-linode#2079), so pods reach the data VMs' VPC addresses, and their
-pools honour `firewall_id`. Standard clusters cannot join our VPC (pods reach the data VMs over
-Linode's private network instead) and silently ignore a pool's `firewall_id`
-(linode/terraform-provider-linode#2294, open): there the firewall is attached to the pool's
-node instances by id, and the settings refuse an autoscaler so every node is one we attach.
+pools honour `firewall_id`: the node firewall is ours and follows every node LKE creates.
+Standard clusters cannot join our VPC (pods reach the data VMs over Linode's private network
+instead) and silently ignore a pool's `firewall_id` (linode/terraform-provider-linode#2294,
+open). A firewall attached by instance id goes stale as soon as LKE recycles or upgrades a
+node, so on the standard tier Linode's own cloud-firewall-controller (vendored chart) runs in
+the cluster: it creates firewall `lke-<cluster id>` with Linode's default LKE ruleset and
+attaches every Node object the moment it registers, removing the ones that leave.
 """
 
 from __future__ import annotations
@@ -30,19 +33,32 @@ from components.settings.kubernetes import LATEST, NodePoolSettings, kubernetes_
 LKE_PRIVATE_RANGE = LINODE_PRIVATE_NETWORK
 NODEBALANCER_RANGE = "192.168.255.0/24"
 NODEPORT_RANGE = "30000-32767"
+CALICO_TYPHA_PORT = "5473"
+
+# linode/cloud-firewall-controller, vendored (vendor/charts/SHA256SUMS, SOURCES.md). Paths are
+# relative to the project directory, where `pulumi up` runs; the CRD chart goes first.
+CLOUD_FIREWALL_CRD_CHART = "vendor/charts/cloud-firewall-crd-0.2.0.tgz"
+CLOUD_FIREWALL_CONTROLLER_CHART = "vendor/charts/cloud-firewall-controller-0.2.1.tgz"
+CLOUD_FIREWALL_NAMESPACE = "kube-system"  # where LKE keeps the `linode` API-token Secret it reads
 
 
 def node_firewall_rules(app_subnet_cidr: str | None) -> list[InboundRule]:
     """Inbound rules of every node; everything else is dropped (inbound policy DROP).
 
+    Linode's current default LKE ruleset, rule for rule: linode/cloud-firewall-controller
+    v0.2.1 `internal/rules/defaults.go` (ICMP from anywhere, kubelet, WireGuard, DNS, Calico BGP,
+    Calico Typha, NodePorts from the NodeBalancers, IP-in-IP). ICMP stays open to the world as
+    in Linode's set: path-MTU discovery needs "fragmentation needed" from any router.
     `app_subnet_cidr` is the cluster's own VPC subnet (enterprise tier), None on standard.
     """
     rules = [
+        InboundRule("icmp", "ICMP", "", ("0.0.0.0/0", "::/0"), public=True),
         InboundRule("kubelet-health", "TCP", "10250,10256", (LKE_PRIVATE_RANGE,)),
         InboundRule("wireguard-kubectl-proxy", "UDP", "51820", (LKE_PRIVATE_RANGE,)),
         InboundRule("cluster-dns-tcp", "TCP", "53", (LKE_PRIVATE_RANGE,)),
         InboundRule("cluster-dns-udp", "UDP", "53", (LKE_PRIVATE_RANGE,)),
         InboundRule("calico-bgp", "TCP", "179", (LKE_PRIVATE_RANGE,)),
+        InboundRule("calico-typha", "TCP", CALICO_TYPHA_PORT, (LKE_PRIVATE_RANGE,)),
         InboundRule("calico-ipip", "IPENCAP", "", (LKE_PRIVATE_RANGE,)),
         InboundRule("nodebalancer-nodeports-tcp", "TCP", NODEPORT_RANGE, (NODEBALANCER_RANGE,)),
         InboundRule("nodebalancer-nodeports-udp", "UDP", NODEPORT_RANGE, (NODEBALANCER_RANGE,)),
@@ -56,7 +72,7 @@ def node_firewall_rules(app_subnet_cidr: str | None) -> list[InboundRule]:
     return rules
 
 
-def _node_instance_ids(pools: Any) -> list[int]:
+def node_instance_ids(pools: Any) -> list[int]:
     """Instance ids of every node in the pools output (typed objects or raw wire dicts)."""
 
     def field(item: Any, *names: str) -> Any:
@@ -136,14 +152,64 @@ class LkeClusterArgs:
     api_token: pulumi.Input[str] | None = None
 
 
+def cloud_firewall_controller_values() -> dict[str, Any]:
+    """Helm values of the cloud-firewall-controller chart.
+
+    A non-empty `firewall` value makes the chart create the CloudFirewall object `primary` in
+    kube-system (templates/firewall.yaml); without it the controller has nothing to reconcile.
+    `spec.defaultRules` keeps its default (true): Linode's default LKE ruleset, the same rules
+    as `node_firewall_rules(None)`, with nothing of ours appended.
+    """
+    return {"namespace": CLOUD_FIREWALL_NAMESPACE, "firewall": {"inbound": [], "outbound": []}}
+
+
+class CloudFirewallController(pulumi.ComponentResource):
+    """linode/cloud-firewall-controller in the cluster: the standard tier's node firewall.
+
+    It reads LKE's own `linode` Secret in kube-system for its API token, so no credential of
+    ours enters the cluster. Its firewall is named `lke-<cluster id>` and is not a Pulumi
+    resource: the controller creates, updates and deletes it.
+    """
+
+    crd: k8s.helm.v3.Release
+    release: k8s.helm.v3.Release
+
+    def __init__(self, name: str, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("platform:kubernetes:CloudFirewallController", name, None, opts)
+        self.crd = k8s.helm.v3.Release(
+            f"{name}-crd",
+            name="cloud-firewall-crd",
+            chart=CLOUD_FIREWALL_CRD_CHART,
+            namespace=CLOUD_FIREWALL_NAMESPACE,
+            atomic=True,
+            cleanup_on_fail=True,
+            timeout=300,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.release = k8s.helm.v3.Release(
+            f"{name}-controller",
+            name="cloud-firewall",
+            chart=CLOUD_FIREWALL_CONTROLLER_CHART,
+            namespace=CLOUD_FIREWALL_NAMESPACE,
+            values=cloud_firewall_controller_values(),
+            atomic=True,
+            cleanup_on_fail=True,
+            timeout=300,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.crd]),
+        )
+        self.register_outputs({"controller_chart": CLOUD_FIREWALL_CONTROLLER_CHART})
+
+
 class LkeCluster(pulumi.ComponentResource):
     cluster: linode.LkeCluster
-    firewall: linode.Firewall
+    firewall: linode.Firewall | None  # ours on enterprise; the controller's on standard
+    firewall_controller: CloudFirewallController | None
     api_provider: linode.Provider  # Linode provider with api_version v4beta, for the cluster
     version: pulumi.Output[str]  # the resolved k8s_version the cluster was created with
     provider: k8s.Provider
     kubeconfig: pulumi.Output[str]
     cluster_id: pulumi.Output[str]
+    node_instance_ids: pulumi.Output[list[int]]  # as of this deploy; LKE may recycle them later
 
     def __init__(self, name: str, args: LkeClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("platform:kubernetes:LkeCluster", name, None, opts)
@@ -163,14 +229,13 @@ class LkeCluster(pulumi.ComponentResource):
         self.version = offered.versions.apply(
             lambda versions: resolve_lke_version(args.version, args.tier, [v.id for v in versions or []])
         )
-        rules = node_firewall_rules(args.app_subnet_cidr if enterprise else None)
-        # The cluster's own label: firewall labels stop at 32 characters (components/linode/labels.py).
-        firewall_label = args.label
         firewall_id: pulumi.Input[int] | None = None
+        self.firewall = None
         if enterprise:
-            self.firewall = inbound_firewall(f"{name}-nodes", firewall_label, rules, args.tags, child)
+            rules = node_firewall_rules(args.app_subnet_cidr)
+            # The cluster's own label: firewall labels stop at 32 characters (components/linode/labels.py).
+            self.firewall = inbound_firewall(f"{name}-nodes", args.label, rules, args.tags, child)
             firewall_id = self.firewall.id.apply(int)
-
         # The control-plane ACL is always on: only admin CIDRs reach the API.
         acl = linode.LkeClusterControlPlaneAclArgs(
             enabled=True,
@@ -219,17 +284,8 @@ class LkeCluster(pulumi.ComponentResource):
                 ),
             ),
         )
-        if not enterprise:
-            # Standard tier: attach the firewall to the pool's node instances directly.
-            self.firewall = inbound_firewall(
-                f"{name}-nodes",
-                firewall_label,
-                rules,
-                args.tags,
-                child,
-                linodes=self.cluster.pools.apply(_node_instance_ids),
-            )
         self.cluster_id = self.cluster.id
+        self.node_instance_ids = self.cluster.pools.apply(node_instance_ids)
         self.kubeconfig = pulumi.Output.secret(self.cluster.kubeconfig.apply(decode_kubeconfig))
         self.provider = k8s.Provider(
             f"{name}-provider",
@@ -237,12 +293,22 @@ class LkeCluster(pulumi.ComponentResource):
             enable_server_side_apply=True,
             opts=child,
         )
+        # Standard tier: Linode's controller keeps the node firewall on every node LKE creates.
+        self.firewall_controller = (
+            None
+            if enterprise
+            else CloudFirewallController(
+                f"{name}-node-firewall",
+                opts=pulumi.ResourceOptions(parent=self, providers={"kubernetes": self.provider}),
+            )
+        )
         self.register_outputs(
             {
                 "cluster_id": self.cluster_id,
                 "kubeconfig": self.kubeconfig,
                 "api_endpoints": self.cluster.api_endpoints,
                 "k8s_version": self.version,
-                "firewall_id": self.firewall.id,
+                "firewall_id": self.firewall.id if self.firewall else None,
+                "node_instance_ids": self.node_instance_ids,
             }
         )

@@ -199,8 +199,9 @@ def data_egress_rules(settings: KubernetesSettings, destinations: Iterable[tuple
     """Egress to the data tier, the mirror image of the data firewalls' app-tier rules.
 
     vpc (enterprise): each data VM's VPC address on its own port, one rule per pair.
-    private-network (standard): the nodes' SNATed traffic crosses Linode's private network,
-    which the data firewalls admit as 192.168.128.0/17 on the data ports; the same here.
+    private-network (standard): the nodes' SNATed traffic crosses Linode's private network to
+    the data VMs' private addresses (assigned at creation), so the destination is that network
+    on the data ports only; the data firewalls on the other side admit just this cluster's nodes.
     """
     pairs = list(dict.fromkeys(destinations))
     if settings.data_path == "vpc":

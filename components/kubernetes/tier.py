@@ -1,8 +1,9 @@
 """The Kubernetes tier of a stack, in dependency order: cluster, ingress, cert-manager, workloads.
 
-`__main__` calls `build_kubernetes_tier` once. How pods reach the data VMs follows the tier
-(see `app_source_cidrs`): over the stack's VPC on LKE Enterprise, over Linode's private
-network on the standard tier; firewalls and NetworkPolicies are built from the same rule.
+`__main__` calls `build_lke_cluster` before the data tier (the data firewalls admit the
+cluster's nodes, `app_source_cidrs`), then `build_kubernetes_tier` with the data tier's
+connections. How pods reach the data VMs follows the tier: over the stack's VPC on LKE
+Enterprise, over Linode's private network from each node's own address on the standard tier.
 """
 
 from __future__ import annotations
@@ -49,18 +50,13 @@ class KubernetesTier:
         return self.ingress.ingress_class
 
 
-def build_kubernetes_tier(
-    settings: StackSettings,
-    plan: AddressPlan,
-    network: Network,
-    connections: DataConnections,
-    tags: Sequence[str],
-    secrets: StackSecrets | None = None,
-) -> KubernetesTier:
+def build_lke_cluster(
+    settings: StackSettings, plan: AddressPlan, network: Network, tags: Sequence[str], secrets: StackSecrets | None
+) -> LkeCluster:
+    """The stack's LKE cluster: in the VPC's app subnet on Enterprise, outside it on standard."""
     k = settings.kubernetes
-    context = StackContext(settings.project, settings.stack, cluster_issuer=cluster_issuer_name(k))
     vpc = k.data_path == "vpc"
-    cluster = LkeCluster(
+    return LkeCluster(
         "lke",
         LkeClusterArgs(
             label=settings.label("lke"),
@@ -79,6 +75,19 @@ def build_kubernetes_tier(
             api_token=secrets.get(LINODE_TOKEN) if secrets else None,
         ),
     )
+
+
+def build_kubernetes_tier(
+    settings: StackSettings,
+    plan: AddressPlan,
+    cluster: LkeCluster,
+    connections: DataConnections,
+    tags: Sequence[str],
+    secrets: StackSecrets | None = None,
+) -> KubernetesTier:
+    k = settings.kubernetes
+    context = StackContext(settings.project, settings.stack, cluster_issuer=cluster_issuer_name(k))
+    vpc = k.data_path == "vpc"
     in_cluster = pulumi.ResourceOptions(providers={"kubernetes": cluster.provider})
     # Destroy order: the ingress release (its LoadBalancer Service owns the NodeBalancer the
     # cloud controller made) depends on the cluster itself, so it is deleted while the cluster
@@ -92,6 +101,7 @@ def build_kubernetes_tier(
             firewall_label=settings.label("ingress"),
             tags=tuple(tags),
             cluster=cluster.cluster,
+            backend_ipv4_range=plan.subnets["app"].nodebalancer_backend_range() if vpc else None,
         ),
         opts=in_cluster,
     )

@@ -8,7 +8,7 @@ maintenance window. The data tier merges these fragments into each VM's user dat
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +17,6 @@ import pulumi
 from components.data.services import SERVICES
 from components.foundation.address_plan import AddressPlan
 from components.foundation.cloud_init import merge_cloud_configs
-from components.foundation.reach import app_source_cidrs
 from components.foundation.role_addon import RoleAddon
 from components.operations.backups import BackupStorage
 from components.operations.exporters import exporter_inbound_rules, exporters_cloud_config
@@ -33,6 +32,8 @@ class VmAddonsArgs:
     plan: AddressPlan
     backup_storage: BackupStorage | None  # None: the stack takes no logical backups
     log_push: LogPushCredentials | None  # None: the VMs do not ship their journals
+    # Where the cluster connects from (foundation.reach.app_source_cidrs): Prometheus runs there.
+    app_sources: pulumi.Input[Sequence[str]]
 
 
 def log_push_url(settings: StackSettings) -> str | None:
@@ -88,7 +89,7 @@ def vm_addons(args: VmAddonsArgs) -> dict[str, RoleAddon]:
     push_password = args.log_push.password if args.log_push else None
     secret = backup_values is not None or push_password is not None
     # Prometheus runs in the cluster: it reaches the exporters the way the app pods reach the data.
-    monitoring_sources = app_source_cidrs(settings.kubernetes, args.plan)
+    monitoring_sources = args.app_sources
     addons: dict[str, RoleAddon] = {}
     for role in SERVICES:
         addresses = args.plan.addresses(role, settings.data.services[role].nodes)

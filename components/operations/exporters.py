@@ -11,9 +11,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import pulumi
+
 from components.data.plugin import exporter_defaults_file
 from components.data.services import service
-from components.foundation.firewall import InboundRule
+from components.foundation.firewall import RuleInput, inbound_rule
 
 NODE_EXPORTER_PORT = 9100
 NODE_JOB = "node"
@@ -63,14 +65,7 @@ def exporters_cloud_config(role: str, address: str, listen_all: bool = False) ->
     return {key: value for key, value in merged.items() if value}
 
 
-def exporter_inbound_rules(role: str, monitoring_sources: Sequence[str]) -> tuple[InboundRule, ...]:
-    """Exporter ports open to the monitoring sources only (the cluster's subnet)."""
+def exporter_inbound_rules(role: str, monitoring_sources: pulumi.Input[Sequence[str]]) -> tuple[RuleInput, ...]:
+    """Exporter ports open to the monitoring sources only (where the cluster connects from)."""
     ports = f"{NODE_EXPORTER_PORT},{exporter_port(role)}"
-    return (
-        InboundRule(
-            label=f"{role}-metrics",
-            protocol="TCP",
-            ports=ports,
-            sources=tuple(monitoring_sources),
-        ),
-    )
+    return (inbound_rule(f"{role}-metrics", "TCP", ports, monitoring_sources),)

@@ -132,6 +132,20 @@ class StackSettings(FoundationSettings):
         return self
 
     @model_validator(mode="after")
+    def _shared_network_path_is_encrypted(self) -> StackSettings:
+        # A standard-tier cluster reaches the data VMs over 192.168.128.0/17, which every Linode of
+        # every customer in the region shares: that path is encrypted in every kind of stack. The
+        # seeds' "no SSL in development" is about the public endpoint (kubernetes.tls), not this.
+        if self.kubernetes.data_path == "private-network" and not self.data.tls:
+            raise KeyedError(
+                "data.tls",
+                "false",
+                "allowed: true when kubernetes.tier is standard (the app tier reaches the data VMs over "
+                "Linode's private network, shared with other customers)",
+            )
+        return self
+
+    @model_validator(mode="after")
     def _backup_window_needs_the_backup_service(self) -> StackSettings:
         window = self.operations.backups.linode_backup_window
         if window and not self.data.backups_enabled:

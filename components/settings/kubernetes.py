@@ -370,8 +370,9 @@ class KubernetesSettings(StrictModel):
     # enterprise: nodes join the stack's own VPC ("app" subnet), pods reach the VPC addresses of
     # the data VMs, the pool honours firewall_id; $300/month control plane (HA included).
     # standard: free control plane (HA $60), no BYO VPC: pods reach the data VMs over Linode's
-    # private network (192.168.128.0/17) and the node firewall is attached by instance id,
-    # because a standard pool ignores firewall_id (terraform-provider-linode#2294).
+    # private network (each node's own address, admitted as a /32) and Linode's
+    # cloud-firewall-controller keeps the node firewall, because a standard pool ignores
+    # firewall_id (terraform-provider-linode#2294).
     tier: Literal["standard", "enterprise"] = "standard"
     version: str = LATEST
     # The control-plane ACL is always on: only the stack's admin_cidrs reach the Kubernetes API
@@ -403,9 +404,9 @@ class KubernetesSettings(StrictModel):
             raise KeyedError(
                 "kubernetes.pool.autoscaler",
                 f"{{min: {self.pool.autoscaler.min}, max: {self.pool.autoscaler.max}}}",
-                "allowed: no autoscaler on the standard tier: its node firewall is attached by instance "
-                "id (firewall_id is ignored there, terraform-provider-linode#2294), so nodes the "
-                "autoscaler adds would run unprotected; use tier enterprise to autoscale",
+                "allowed: no autoscaler on the standard tier: the data firewalls admit each node's "
+                "private address as of the last deploy, so nodes the autoscaler adds could not reach "
+                "the data tier until the next `pulumi up`; use tier enterprise to autoscale",
             )
         return self
 

@@ -10,6 +10,7 @@ import pulumi
 import pytest
 
 from components.data.services import stack_address_plan
+from components.foundation.reach import app_source_cidrs
 from components.foundation.role_addon import RoleAddon
 from components.operations import (
     BackupStorage,
@@ -126,7 +127,16 @@ def _tier(settings: StackSettings) -> _Step1:
     log_push = LogPushCredentials("log-push") if log_push_url(settings) else None
     plan = stack_address_plan(settings.network)
     return _Step1(
-        storage, vm_addons(VmAddonsArgs(settings=settings, plan=plan, backup_storage=storage, log_push=log_push))
+        storage,
+        vm_addons(
+            VmAddonsArgs(
+                settings=settings,
+                plan=plan,
+                backup_storage=storage,
+                log_push=log_push,
+                app_sources=app_sources_of(settings),
+            )
+        ),
     )
 
 
@@ -170,17 +180,25 @@ def test_backup_timers_only_on_the_backup_node_and_from_config(stack: str) -> No
     assert 'PLATFORM_BACKUP_ACCESS_KEY="AKFAKE' in env["content"]
 
 
+# Private-network /32s of two LKE nodes, as foundation.reach.lke_node_private_sources yields them.
+NODE_SOURCES = ("192.168.200.7/32", "192.168.200.8/32")
+
+
+def app_sources_of(settings: StackSettings) -> tuple[str, ...]:
+    sources = app_source_cidrs(settings.kubernetes, stack_address_plan(settings.network), NODE_SOURCES)
+    assert isinstance(sources, tuple)
+    return sources
+
+
 @pytest.mark.parametrize("stack", STACKS)
 def test_exporter_ports_open_to_the_cluster_sources_only(stack: str) -> None:
     settings = _settings(stack)
     tier, _ = run_component(lambda: _tier(settings), stack=stack)
     # Prometheus runs in the cluster: the VPC app subnet (Enterprise) or, for a standard-tier
-    # cluster outside the VPC, Linode's private network.
-    cluster = (
-        (str(settings.network.subnets["app"]),) if settings.kubernetes.data_path == "vpc" else ("192.168.128.0/17",)
-    )
+    # cluster outside the VPC, its nodes' private-network addresses (never the shared /17).
+    cluster = (str(settings.network.subnets["app"]),) if settings.kubernetes.data_path == "vpc" else NODE_SOURCES
     for role in ("mariadb", "redis", "rabbitmq"):
-        [rule] = tier.addons[role].inbound_rules
+        [rule] = [resolve(r) for r in tier.addons[role].inbound_rules]
         assert rule.sources == cluster and rule.protocol == "TCP"
         assert rule.ports.startswith("9100,")
 

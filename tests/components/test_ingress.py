@@ -46,7 +46,8 @@ def test_traefik_chart_is_pinned_to_an_exact_version_and_repository() -> None:
 
 def test_dev_entry_has_no_load_balancer_and_no_nodebalancer_firewall() -> None:
     _, records = build_ingress(load_balancer="none")
-    assert release_values(records)["service"]["type"] == "ClusterIP"
+    # The chart reads `service.spec` (templates/_service.tpl); a `service.type` would be ignored.
+    assert release_values(records)["service"]["spec"] == {"type": "ClusterIP"}
     assert of_type(records, "linode:index/firewall:Firewall") == []
 
 
@@ -55,10 +56,12 @@ def test_staging_entry_is_one_nodebalancer_behind_its_firewall_with_proxy_protoc
     values = release_values(records)
     (firewall,) = of_type(records, "linode:index/firewall:Firewall")
     annotations = values["service"]["annotations"]
-    assert values["service"]["type"] == "LoadBalancer"
     assert annotations[f"{LB}firewall-id"] == firewall.id
     assert annotations[f"{LB}default-proxy-protocol"] == "v2"
     assert values["ports"]["websecure"]["proxyProtocol"]["trustedIPs"] == ["192.168.255.0/24"]
+    # Cluster would SNAT the NodeBalancer's connection to a node address Traefik does not trust.
+    assert values["service"]["spec"] == {"type": "LoadBalancer", "externalTrafficPolicy": "Local"}
+    assert f"{LB}backend-ipv4-range" not in annotations
     assert firewall.inputs["inboundPolicy"] == "DROP"
     assert firewall.inputs["inbounds"][0]["ports"] == "80,443"
 
@@ -107,3 +110,19 @@ def test_no_cluster_issuer_without_tls() -> None:
     component, records = run_component(lambda: CertManager("cert-manager", args), "dev")
     assert component.issuer is None
     assert not [r for r in records if "ClusterIssuer" in r.type]
+
+
+def test_vpc_backed_nodebalancer_pins_its_backend_range_and_traefik_trusts_exactly_it() -> None:
+    args = IngressControllerArgs(
+        settings=IngressSettings(load_balancer="ha", replicas=3),
+        context=CTX,
+        kubernetes_minor="1.31",
+        firewall_label="platform-infra-prod-nodebalancer",
+        backend_ipv4_range="10.39.255.240/29",
+    )
+    _, records = run_component(lambda: IngressController("ingress", args), "prod")
+    values = release_values(records)
+    assert values["service"]["annotations"][f"{LB}backend-ipv4-range"] == "10.39.255.240/29"
+    assert values["service"]["spec"] == {"type": "LoadBalancer", "externalTrafficPolicy": "Local"}
+    for entry in ("web", "websecure"):
+        assert values["ports"][entry]["proxyProtocol"]["trustedIPs"] == ["10.39.255.240/29"]

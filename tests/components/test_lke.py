@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import yaml
@@ -10,6 +11,8 @@ from pulumi.runtime.sync_await import _sync_await
 
 from components.foundation.firewall import InboundRule
 from components.kubernetes.lke import (
+    CLOUD_FIREWALL_CONTROLLER_CHART,
+    CLOUD_FIREWALL_CRD_CHART,
     LKE_PRIVATE_RANGE,
     NODEBALANCER_RANGE,
     LkeCluster,
@@ -17,7 +20,7 @@ from components.kubernetes.lke import (
     node_firewall_rules,
 )
 from components.settings.kubernetes import NodePoolSettings
-from tools.offline import ResourceRecord, is_secret, mocked_runtime, resolve, run_component
+from tools.offline import ROOT, ResourceRecord, is_secret, mocked_runtime, resolve, run_component
 
 
 def build(
@@ -91,8 +94,9 @@ def test_node_pool_carries_the_node_firewall_with_akamais_lke_rules() -> None:
     assert ("UDP", "51820", (LKE_PRIVATE_RANGE,)) in rules
     assert ("TCP", "179", (LKE_PRIVATE_RANGE,)) in rules
     assert ("TCP", "30000-32767", (NODEBALANCER_RANGE,)) in rules
-    # Nothing is open to the internet: every source is a private range.
-    assert all(not src.startswith("0.0.0.0") for rule in rules for src in rule[2])
+    assert ("TCP", "5473", (LKE_PRIVATE_RANGE,)) in rules
+    # Only ICMP is open to the internet (as in Linode's default set); every port has a private source.
+    assert all(not src.startswith("0.0.0.0") for rule in rules if rule[0] != "ICMP" for src in rule[2])
 
 
 def test_node_firewall_rules_admit_the_app_subnet_for_intra_cluster_traffic() -> None:
@@ -102,7 +106,8 @@ def test_node_firewall_rules_admit_the_app_subnet_for_intra_cluster_traffic() ->
 
 def test_node_firewall_speaks_the_shared_firewall_vocabulary_including_calico_ipip() -> None:
     rules = node_firewall_rules(None)
-    assert all(isinstance(rule, InboundRule) and not rule.public for rule in rules)
+    assert all(isinstance(rule, InboundRule) for rule in rules)
+    assert [rule.label for rule in rules if rule.public] == ["icmp"]
     ipip = next(rule for rule in rules if rule.protocol == "IPENCAP")
     assert ipip.to_args().ports is None  # IP-in-IP has no ports
 
@@ -150,9 +155,52 @@ def test_standard_tier_stays_out_of_the_vpc_and_attaches_the_firewall_to_node_in
         _sync_await(run_pulumi_func(program))
     records = list(monitor.records)
     cluster = only(records, "linode:index/lkeCluster:LkeCluster")
-    firewall = only(records, "linode:index/firewall:Firewall")
     assert "tier" not in cluster.inputs and "vpcId" not in cluster.inputs
-    # firewall_id on a standard pool is ignored by LKE (#2294): attach by instance id instead.
+    # firewall_id on a standard pool is ignored by LKE (#2294), and a firewall attached by instance
+    # id goes stale when LKE recycles a node: Linode's cloud-firewall-controller owns it instead.
     assert "firewallId" not in cluster.inputs["pools"][0]
-    assert firewall.inputs["linodes"] == [5000, 5001]
-    assert not [r for r in firewall.inputs["inbounds"] if r["label"].startswith("intra-cluster-vpc")]
+    assert not [r for r in records if r.type == "linode:index/firewall:Firewall"]
+    releases = {r.inputs["name"]: r for r in records if r.type == "kubernetes:helm.sh/v3:Release"}
+    assert releases["cloud-firewall-crd"].inputs["chart"] == CLOUD_FIREWALL_CRD_CHART
+    controller = releases["cloud-firewall"]
+    assert controller.inputs["chart"] == CLOUD_FIREWALL_CONTROLLER_CHART
+    assert controller.inputs["namespace"] == "kube-system"  # where LKE's `linode` token Secret lives
+    assert releases["cloud-firewall-crd"].urn in controller.depends_on
+    # A non-empty `firewall` value is what makes the chart create the CloudFirewall object.
+    assert controller.inputs["values"]["firewall"] == {"inbound": [], "outbound": []}
+
+
+# linode/cloud-firewall-controller v0.2.1 internal/rules/defaults.go: Linode's default LKE node
+# ruleset as (protocol, ports, IPv4 sources, IPv6 sources).
+LINODE_DEFAULT_LKE_RULES = {
+    ("ICMP", None, ("0.0.0.0/0",), ("::/0",)),
+    ("TCP", "10250,10256", ("192.168.128.0/17",), ()),
+    ("UDP", "51820", ("192.168.128.0/17",), ()),
+    ("TCP", "53", ("192.168.128.0/17",), ()),
+    ("UDP", "53", ("192.168.128.0/17",), ()),
+    ("TCP", "179", ("192.168.128.0/17",), ()),
+    ("TCP", "5473", ("192.168.128.0/17",), ()),
+    ("TCP", "30000-32767", ("192.168.255.0/24",), ()),
+    ("UDP", "30000-32767", ("192.168.255.0/24",), ()),
+    ("IPENCAP", None, ("192.168.128.0/17",), ()),
+}
+
+
+def test_node_firewall_rules_are_linodes_current_default_lke_ruleset() -> None:
+    ours = {
+        (r.protocol, r.ports or None, tuple(r.ipv4_sources), tuple(r.ipv6_sources)) for r in node_firewall_rules(None)
+    }
+    assert ours == LINODE_DEFAULT_LKE_RULES
+
+
+def test_cloud_firewall_controller_charts_are_the_vendored_checksummed_archives() -> None:
+    vendor = ROOT / "vendor" / "charts"
+    sums: dict[str, str] = {}
+    for line in (vendor / "SHA256SUMS").read_text().splitlines():
+        if line.strip():
+            digest, name = line.split()
+            sums[name] = digest
+    for chart in (CLOUD_FIREWALL_CRD_CHART, CLOUD_FIREWALL_CONTROLLER_CHART):
+        archive = ROOT / chart
+        assert archive.parent == vendor
+        assert hashlib.sha256(archive.read_bytes()).hexdigest() == sums[archive.name], chart

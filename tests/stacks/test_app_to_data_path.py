@@ -7,7 +7,7 @@ import ipaddress
 import pytest
 
 from tests.helpers import DATA_ROLES, STACKS, ProgramRuns, firewall_of, instances, role_of
-from tools.offline import ProgramRun, ResourceRecord, load_stack_settings, unwrap_secret
+from tools.offline import ProgramRun, ResourceRecord, lke_node_private_ip, load_stack_settings, unwrap_secret
 
 CLIENT_RULES = ("mariadb-from-app", "redis-from-app", "sentinel-from-app", "rabbitmq-from-app", "amqp-from-app")
 
@@ -41,15 +41,23 @@ def test_pods_pin_every_data_node_name_to_an_address_they_can_reach(stack: str, 
                 assert ipaddress.ip_address(address) in ipaddress.ip_network("192.168.128.0/17")
 
 
+def lke_node_sources(run: ProgramRun) -> list[str]:
+    """The cluster's nodes' private addresses as /32s (the mocks' answer to getInstances)."""
+    (cluster,) = run.of_type("linode:index/lkeCluster:LkeCluster")
+    ids = [node["instanceId"] for pool in cluster.outputs["pools"] for node in pool["nodes"]]
+    return sorted(f"{lke_node_private_ip(i)}/32" for i in ids)
+
+
 @pytest.mark.parametrize("stack", STACKS)
 def test_data_firewalls_admit_the_cluster_only_on_client_and_metrics_ports(
     stack: str, program_runs: ProgramRuns
 ) -> None:
     settings = load_stack_settings(stack)
-    expected = (
-        [str(settings.network.subnets["app"])] if settings.kubernetes.data_path == "vpc" else ["192.168.128.0/17"]
-    )
     run = program_runs[stack]
+    expected = (
+        [str(settings.network.subnets["app"])] if settings.kubernetes.data_path == "vpc" else lke_node_sources(run)
+    )
+    assert expected
     for vm in instances(run):
         if role_of(vm) not in DATA_ROLES:
             continue
@@ -61,6 +69,34 @@ def test_data_firewalls_admit_the_cluster_only_on_client_and_metrics_ports(
             else:
                 # Peers and the bastion never come from the private network.
                 assert "192.168.128.0/17" not in sources, (vm.name, rule["label"])
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_no_data_peer_or_exporter_port_is_open_wider_than_our_own_hosts(stack: str, program_runs: ProgramRuns) -> None:
+    # 192.168.128.0/17 is shared by every Linode of every customer in the region: a data firewall
+    # admits single hosts (/32: LKE nodes, peers, the bastion) or our own VPC subnets, nothing else.
+    settings = load_stack_settings(stack)
+    ours = {str(cidr) for cidr in settings.network.subnets.values()}
+    run = program_runs[stack]
+    checked = 0
+    for vm in instances(run):
+        if role_of(vm) not in DATA_ROLES:
+            continue
+        for rule in firewall_of(run, vm).inputs["inbounds"]:
+            assert rule["action"] == "ACCEPT" and rule.get("ports"), (vm.name, rule["label"])
+            for source in rule.get("ipv4s", []) + rule.get("ipv6s", []):
+                network = ipaddress.ip_network(source)
+                assert network.num_addresses == 1 or source in ours, (vm.name, rule["label"], source)
+                checked += 1
+    assert checked
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_a_data_path_over_the_shared_private_network_is_encrypted(stack: str, program_runs: ProgramRuns) -> None:
+    settings = load_stack_settings(stack)
+    if settings.kubernetes.data_path == "private-network":
+        assert settings.data.tls, "the seeds' 'no SSL in development' is about the public endpoint"
+        assert "data_ca_certificate" in program_runs[stack].outputs
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -81,3 +117,19 @@ def test_prometheus_scrapes_data_nodes_by_the_names_the_pods_use(stack: str, pro
     assert targets == set(aliases)
     (app,) = deployments(program_runs[stack])[:1]
     assert aliases == host_aliases(app)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_vm_routes_through_its_vpc_interface_with_1_1_nat(stack: str, program_runs: ProgramRuns) -> None:
+    # A non-primary VPC interface gets no route to the VPC's other subnets (Cloud Manager), so the
+    # bastion could not reach the data subnet nor the cluster the data VMs.
+    vms = instances(program_runs[stack])
+    assert vms
+    for vm in vms:
+        vpc, *others = vm.inputs["interfaces"]
+        assert (vpc["purpose"], vpc["primary"], vpc["ipv4"]["nat11"]) == ("vpc", True, "any"), vm.name
+        if vm.inputs.get("privateIp"):
+            # The private-network IPv4 is configured on a public-purpose interface only.
+            assert [(i["purpose"], i["primary"]) for i in others] == [("public", False)], vm.name
+        else:
+            assert others == [], vm.name

@@ -23,7 +23,7 @@ from components.data.connections import ServiceConnection
 from components.data.placement import DataCluster, password
 from components.data.plugin import DataService, Exporter, alert
 from components.data.services import SERVICES
-from components.foundation.firewall import InboundRule
+from components.foundation.firewall import RuleInput
 from components.settings import StackSettings
 from components.settings import stack_config as stack_config_module
 from components.settings.data import DataSettings, ServiceSettings
@@ -68,8 +68,8 @@ class CacheCluster(DataCluster):
     def node_document(self, index: int, secrets: dict[str, str], tls: TlsMaterial | None) -> dict[str, Any]:
         return {"packages": ["memcached"], "runcmd": [["systemctl", "enable", "--now", "memcached"]]}
 
-    def firewall_rules(self) -> list[InboundRule]:
-        return [InboundRule("cache-from-app", "TCP", str(CACHE_PORT), tuple(self.placement.app_sources))]
+    def firewall_rules(self) -> list[RuleInput]:
+        return [self.placement.app_rule("cache-from-app", str(CACHE_PORT))]
 
     def make_connection(self) -> CacheConnection:
         return CacheConnection(

@@ -100,10 +100,10 @@ def test_version_must_be_offered_by_the_chosen_tier() -> None:
     assert offered_minors("enterprise")[-1] in message
 
 
-def test_standard_tier_refuses_the_autoscaler_because_its_firewall_follows_instance_ids() -> None:
+def test_standard_tier_refuses_the_autoscaler_because_the_data_firewalls_admit_deployed_nodes() -> None:
     message = _error_for({"tier": "standard", "pool": {"autoscaler": {"min": 3, "max": 6}}})
     assert "platform-infra:kubernetes.pool.autoscaler" in message
-    assert "#2294" in message
+    assert "private address as of the last deploy" in message
 
 
 def test_data_path_follows_the_tier() -> None:

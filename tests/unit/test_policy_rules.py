@@ -141,6 +141,14 @@ def test_rule_without_ports_opens_everything_and_is_refused() -> None:
     assert "22 (SSH)" in messages("no-public-data-or-admin-port", bad)[0]
 
 
+def test_icmp_from_anywhere_opens_no_port_and_passes() -> None:
+    # Linode's default LKE ruleset accepts ICMP from the world (path-MTU discovery).
+    icmp = firewall(inbounds=[
+        {"label": "icmp", "action": "ACCEPT", "protocol": "ICMP", "ipv4s": ["0.0.0.0/0"], "ipv6s": ["::/0"]},
+    ])
+    assert messages("no-public-data-or-admin-port", icmp) == []
+
+
 def test_public_https_and_private_data_ports_pass() -> None:
     ok = firewall(inbounds=[
         {"label": "https", "action": "ACCEPT", "protocol": "TCP", "ports": "80,443", "ipv4s": ["0.0.0.0/0"],

@@ -249,3 +249,9 @@ def test_backup_window_without_the_backup_service_is_refused() -> None:
         "platform-infra:operations.backups.linode_backup_window: got 'W2'; allowed: only with "
         "data.backups_enabled: true (the window belongs to Linode's Backup Service on the data VMs)"
     )
+
+
+def test_unencrypted_data_tier_over_the_shared_private_network_is_refused_in_every_kind_of_stack() -> None:
+    data = json.loads(stack_values("dev")["data"])
+    message = error_of("dev", data={**data, "tls": False})
+    assert "platform-infra:data.tls" in message and "shared with other customers" in message

@@ -25,7 +25,7 @@ from components.data.mariadb.config import (
     topology_for,
 )
 from components.data.placement import DataCluster, memory_share, password
-from components.foundation.firewall import InboundRule
+from components.foundation.firewall import InboundRule, RuleInput
 from components.settings.data import MariaDbSettings
 
 
@@ -83,9 +83,9 @@ class MariaDbCluster(DataCluster):
             node, database=settings.database, app_user=settings.user, tls=tls, private_network=placement.private_network
         )
 
-    def firewall_rules(self) -> list[InboundRule]:
+    def firewall_rules(self) -> list[RuleInput]:
         peers = self.placement.peer_sources()
-        rules = [InboundRule("mariadb-from-app", "TCP", str(MARIADB_PORT), tuple(self.placement.app_sources))]
+        rules = [self.placement.app_rule("mariadb-from-app", str(MARIADB_PORT))]
         if self.topology is MariaDbTopology.PRIMARY_REPLICA:
             rules.append(InboundRule("replication-from-peers", "TCP", str(MARIADB_PORT), peers))
         elif self.topology is MariaDbTopology.GALERA:

@@ -25,7 +25,7 @@ from components.data.rabbitmq.config import (
     node_names_for,
     rabbitmq_cloud_config,
 )
-from components.foundation.firewall import InboundRule
+from components.foundation.firewall import InboundRule, RuleInput
 from components.settings.data import RabbitMqSettings
 
 # rabbitmqctl and friends connect from the ports just above the distribution port.
@@ -87,10 +87,10 @@ class RabbitMqCluster(DataCluster):
         )
         return rabbitmq_cloud_config(node, tls=tls, private_network=placement.private_network)
 
-    def firewall_rules(self) -> list[InboundRule]:
+    def firewall_rules(self) -> list[RuleInput]:
         placement = self.placement
         rules = [
-            InboundRule("amqp-from-app", "TCP", str(self.port), tuple(placement.app_sources)),
+            placement.app_rule("amqp-from-app", str(self.port)),
             # Operators reach the management UI through an SSH tunnel via the bastion.
             InboundRule("management-from-bastion", "TCP", str(MANAGEMENT_PORT), (f"{placement.bastion_address}/32",)),
         ]

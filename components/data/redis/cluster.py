@@ -22,7 +22,7 @@ from components.data.redis.config import (
     redis_cloud_config,
     topology_for,
 )
-from components.foundation.firewall import InboundRule
+from components.foundation.firewall import InboundRule, RuleInput
 from components.settings.data import RedisSettings
 
 
@@ -81,14 +81,13 @@ class RedisCluster(DataCluster):
         )
         return redis_cloud_config(node, tls=tls, private_network=placement.private_network)
 
-    def firewall_rules(self) -> list[InboundRule]:
-        app_sources = tuple(self.placement.app_sources)
-        rules = [InboundRule("redis-from-app", "TCP", str(REDIS_PORT), app_sources)]
+    def firewall_rules(self) -> list[RuleInput]:
+        rules = [self.placement.app_rule("redis-from-app", str(REDIS_PORT))]
         if self.settings.nodes > 1:
             ports = f"{REDIS_PORT},{SENTINEL_PORT}" if self.sentinel else str(REDIS_PORT)
             rules.append(InboundRule("redis-from-peers", "TCP", ports, self.placement.peer_sources()))
         if self.sentinel:
-            rules.append(InboundRule("sentinel-from-app", "TCP", str(SENTINEL_PORT), app_sources))
+            rules.append(self.placement.app_rule("sentinel-from-app", str(SENTINEL_PORT)))
         return rules
 
     def make_connection(self) -> RedisConnection:
