@@ -13,10 +13,10 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.charts import vendored_chart
 from components.settings.kubernetes import TlsSettings
 from components.workload_manifests import StackContext, common_labels, namespace_object
 
-JETSTACK_REPOSITORY = "https://charts.jetstack.io"
 NAMESPACE = "cert-manager"
 ACME_DIRECTORIES = {
     "letsencrypt-staging": "https://acme-staging-v02.api.letsencrypt.org/directory",
@@ -74,9 +74,8 @@ class CertManager(pulumi.ComponentResource):
         self.release = k8s.helm.v3.Release(
             f"{name}-release",
             name="cert-manager",
-            chart="cert-manager",
+            chart=vendored_chart("cert-manager", args.tls.cert_manager_version),
             version=args.tls.cert_manager_version,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=JETSTACK_REPOSITORY),
             namespace=NAMESPACE,
             values=cert_manager_values(),
             atomic=True,

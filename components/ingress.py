@@ -22,11 +22,11 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_linode as linode
 
+from components.charts import vendored_chart
 from components.lke import NODEBALANCER_RANGE
 from components.settings.kubernetes import IngressSettings
 from components.workload_manifests import StackContext, namespace_object
 
-TRAEFIK_REPOSITORY = "https://traefik.github.io/charts"
 TRAEFIK_CHART = "traefik"
 RELEASE_NAME = "traefik"
 INGRESS_CLASS = "traefik"
@@ -145,9 +145,8 @@ class IngressController(pulumi.ComponentResource):
         self.release = k8s.helm.v3.Release(
             f"{name}-traefik",
             name=RELEASE_NAME,
-            chart=TRAEFIK_CHART,
+            chart=vendored_chart(TRAEFIK_CHART, settings.chart_version),
             version=settings.chart_version,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=TRAEFIK_REPOSITORY),
             namespace=settings.namespace,
             values=traefik_values(settings, firewall_id),
             atomic=True,

@@ -15,9 +15,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
+from components.charts import vendored_chart
 from components.settings.operations import LoggingSettings
 
-GRAFANA_REPOSITORY = "https://grafana.github.io/helm-charts"
 LOKI_RELEASE = "loki"
 ALLOY_RELEASE = "alloy"
 STORAGE_CLASS = "linode-block-storage-retain"
@@ -261,9 +261,8 @@ class LoggingStack(pulumi.ComponentResource):
         self.loki = k8s.helm.v3.Release(
             f"{name}-loki",
             name=LOKI_RELEASE,
-            chart="loki",
+            chart=vendored_chart("loki", settings.loki_chart_version),
             version=settings.loki_chart_version,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=GRAFANA_REPOSITORY),
             namespace=namespace,
             values=pulumi.Output.secret(values),
             atomic=True,
@@ -276,9 +275,8 @@ class LoggingStack(pulumi.ComponentResource):
         self.alloy = k8s.helm.v3.Release(
             f"{name}-alloy",
             name=ALLOY_RELEASE,
-            chart="alloy",
+            chart=vendored_chart("alloy", settings.alloy_chart_version),
             version=settings.alloy_chart_version,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=GRAFANA_REPOSITORY),
             namespace=namespace,
             values=alloy_values(in_cluster_push),
             atomic=True,

@@ -18,6 +18,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
+from components.charts import vendored_chart
 from components.exporters import (
     NODE_EXPORTER_PORT,
     ROLE_EXPORTER_PORT,
@@ -26,7 +27,6 @@ from components.exporters import (
 from components.settings.operations import MonitoringSettings, ReceiverSettings
 
 CHART = "kube-prometheus-stack"
-CHART_REPOSITORY = "https://prometheus-community.github.io/helm-charts"
 RELEASE_NAME = "monitoring"
 DASHBOARD_LABEL = "grafana_dashboard"
 STORAGE_CLASS = "linode-block-storage-retain"
@@ -311,9 +311,8 @@ class Monitoring(pulumi.ComponentResource):
         self.release = k8s.helm.v3.Release(
             f"{name}-kube-prometheus-stack",
             name=RELEASE_NAME,
-            chart=CHART,
+            chart=vendored_chart(CHART, args.settings.kube_prometheus_stack_version),
             version=args.settings.kube_prometheus_stack_version,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=CHART_REPOSITORY),
             namespace=namespace,
             values=pulumi.Output.secret(values) if has_secrets else values,
             atomic=True,
