@@ -179,10 +179,14 @@ def storage_gb(quantity: str) -> int:
 
 
 def _load_balancer_services(values: Any) -> int:
-    """How many `service: {type: LoadBalancer}` blocks a chart's values hold (any depth)."""
+    """How many `service: {type: LoadBalancer}` (or `service: {spec: {type: ...}}`, Traefik's chart
+    since v40) blocks a chart's values hold (any depth). The chart tests check this count against
+    the Services Helm really renders (tests/validation/test_helm_releases.py)."""
     if isinstance(values, Mapping):
-        own = 1 if isinstance(values.get("service"), Mapping) and values["service"].get("type") == "LoadBalancer" \
-            else 0
+        service = values.get("service")
+        spec = service.get("spec") if isinstance(service, Mapping) else None
+        own = 1 if isinstance(service, Mapping) and "LoadBalancer" in (
+            service.get("type"), spec.get("type") if isinstance(spec, Mapping) else None) else 0
         return own + sum(_load_balancer_services(item) for item in values.values())
     if isinstance(values, list):
         return sum(_load_balancer_services(item) for item in values)

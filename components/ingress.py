@@ -54,6 +54,15 @@ def load_balancer_annotations(settings: IngressSettings, firewall_id: Any) -> di
     return annotations
 
 
+def service_spec(settings: IngressSettings) -> dict[str, Any]:
+    """The Service: ClusterIP without a NodeBalancer. Behind one, externalTrafficPolicy Local keeps
+    the NodeBalancer's own address as the source (Cluster would SNAT it to a node's), so Traefik
+    can tell the PROXY headers it trusts from anything else."""
+    if settings.load_balancer == "none":
+        return {"type": "ClusterIP"}
+    return {"type": "LoadBalancer", "externalTrafficPolicy": "Local"}
+
+
 def traefik_values(settings: IngressSettings, firewall_id: Any = None) -> dict[str, Any]:
     """Helm values of the Traefik chart for this stack's entry mode."""
     # The chart labels its pods app.kubernetes.io/instance=<release>-<namespace>.
@@ -70,7 +79,8 @@ def traefik_values(settings: IngressSettings, firewall_id: Any = None) -> dict[s
             "kubernetesIngress": {"enabled": True},
         },
         "service": {
-            "type": "LoadBalancer" if behind_nodebalancer else "ClusterIP",
+            # Chart >= 40 reads the Service type from service.spec (service.type is ignored).
+            "spec": service_spec(settings),
             "annotations": load_balancer_annotations(settings, firewall_id),
         },
         "resources": {
@@ -78,7 +88,10 @@ def traefik_values(settings: IngressSettings, firewall_id: Any = None) -> dict[s
             "limits": {"cpu": "1", "memory": "512Mi"},
         },
         "logs": {"access": {"enabled": True}},
-        "globalArguments": ["--global.checknewversion=false", "--global.sendanonymoususage=false"],
+        # The request metrics the HTTP alerts read (traefik_service_*), on the pod port "metrics"
+        # that the monitoring release's PodMonitor scrapes.
+        "metrics": {"prometheus": {"entryPoint": "metrics", "addServicesLabels": True, "addEntryPointsLabels": True}},
+        "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
         "topologySpreadConstraints": [
             {
                 "maxSkew": 1,

@@ -46,7 +46,7 @@ def test_traefik_installs_the_vendored_archive_of_its_pinned_version() -> None:
 
 def test_dev_entry_has_no_load_balancer_and_no_nodebalancer_firewall() -> None:
     _, records = build_ingress(load_balancer="none")
-    assert release_values(records)["service"]["type"] == "ClusterIP"
+    assert release_values(records)["service"]["spec"] == {"type": "ClusterIP"}
     assert of_type(records, "linode:index/firewall:Firewall") == []
 
 
@@ -55,7 +55,7 @@ def test_staging_entry_is_one_nodebalancer_behind_its_firewall_with_proxy_protoc
     values = release_values(records)
     (firewall,) = of_type(records, "linode:index/firewall:Firewall")
     annotations = values["service"]["annotations"]
-    assert values["service"]["type"] == "LoadBalancer"
+    assert values["service"]["spec"] == {"type": "LoadBalancer", "externalTrafficPolicy": "Local"}
     assert annotations[f"{LB}firewall-id"] == firewall.id
     assert annotations[f"{LB}default-proxy-protocol"] == "v2"
     assert values["ports"]["websecure"]["proxyProtocol"]["trustedIPs"] == ["192.168.255.0/24"]
