@@ -18,6 +18,7 @@ from components.settings.kubernetes import TlsSettings
 from components.workload_manifests import StackContext, common_labels, namespace_object
 
 NAMESPACE = "cert-manager"
+RELEASE_NAME = "cert-manager"
 ACME_DIRECTORIES = {
     "letsencrypt-staging": "https://acme-staging-v02.api.letsencrypt.org/directory",
     "letsencrypt-production": "https://acme-v02.api.letsencrypt.org/directory",
@@ -73,7 +74,7 @@ class CertManager(pulumi.ComponentResource):
         )
         self.release = k8s.helm.v3.Release(
             f"{name}-release",
-            name="cert-manager",
+            name=RELEASE_NAME,
             chart=vendored_chart("cert-manager", args.tls.cert_manager_version),
             version=args.tls.cert_manager_version,
             namespace=NAMESPACE,

@@ -18,6 +18,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
+from components.cert_manager import NAMESPACE as CERT_MANAGER_NAMESPACE
+from components.cert_manager import RELEASE_NAME as CERT_MANAGER_RELEASE
 from components.charts import vendored_chart
 from components.exporters import (
     NODE_EXPORTER_PORT,
@@ -162,6 +164,22 @@ def platform_dashboard(stack: str) -> dict[str, Any]:
     }
 
 
+def cert_manager_service_monitor() -> dict[str, Any]:
+    """Scrape cert-manager's controller Service (its metrics port, created by prometheus.enabled)."""
+    return {
+        "name": "cert-manager",
+        "namespaceSelector": {"matchNames": [CERT_MANAGER_NAMESPACE]},
+        "selector": {
+            "matchLabels": {
+                "app.kubernetes.io/name": "cert-manager",
+                "app.kubernetes.io/instance": CERT_MANAGER_RELEASE,
+                "app.kubernetes.io/component": "controller",
+            }
+        },
+        "endpoints": [{"port": "tcp-prometheus-servicemonitor", "path": "/metrics", "interval": "60s"}],
+    }
+
+
 def monitoring_values(
     settings: MonitoringSettings,
     targets: Mapping[str, Sequence[str]],
@@ -207,6 +225,10 @@ def monitoring_values(
                     }
                 },
             },
+            # cert-manager's certificate metrics feed the expiry alert. The ServiceMonitor belongs to
+            # this release (which installs its CRD): cert-manager's own would be installed before
+            # the CRD exists on a new cluster, and Helm would refuse it.
+            "additionalServiceMonitors": [cert_manager_service_monitor()],
             # Traefik's request metrics feed the error-rate and latency alerts.
             "additionalPodMonitors": [
                 {

@@ -21,6 +21,7 @@ from components.address_plan import AddressPlan
 from components.alert_rules import AlertTopology, HttpMetrics, alert_rule_groups
 from components.backup_schedule import BackupTarget, backup_cloud_config, backup_node_index
 from components.backups import BackupStorage, BackupStorageArgs, BackupWindows, BackupWindowsArgs
+from components.certificate_expiry import certificate_alert_group, certificate_expiry_cloud_config
 from components.cloud_init import merge_cloud_configs
 from components.exporters import DATA_ROLES, exporter_inbound_rules, exporters_cloud_config
 from components.kubernetes_tier import app_source_cidrs
@@ -73,6 +74,8 @@ def _role_fragment(
         fragments.append(
             exporters_cloud_config(role, address, listen_all=settings.kubernetes.data_path != "vpc")
         )
+        if settings.data.tls:
+            fragments.append(certificate_expiry_cloud_config(role))
     if backup is not None and index == backup_node_index(role_node_counts(settings)[role]):
         target = BackupTarget(
             endpoint=backup["endpoint"],
@@ -165,6 +168,7 @@ class OperationsTier:
             rules = alert_rule_groups(
                 ops.monitoring.alerts, topology, backups if backups.enabled else None, TRAEFIK_HTTP_METRICS
             )
+            rules["groups"].append(certificate_alert_group(self.settings.data.tls))
             self.monitoring = Monitoring(
                 "monitoring",
                 MonitoringArgs(
