@@ -13,6 +13,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.chart_sizing import cert_manager_sizing, merge_values
 from components.charts import vendored_chart
 from components.settings.kubernetes import TlsSettings
 from components.workload_manifests import StackContext, common_labels, namespace_object
@@ -78,7 +79,7 @@ class CertManager(pulumi.ComponentResource):
             chart=vendored_chart("cert-manager", args.tls.cert_manager_version),
             version=args.tls.cert_manager_version,
             namespace=NAMESPACE,
-            values=cert_manager_values(),
+            values=merge_values(cert_manager_values(), cert_manager_sizing()),
             atomic=True,
             cleanup_on_fail=True,
             timeout=600,

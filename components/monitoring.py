@@ -20,6 +20,7 @@ import pulumi_random as random
 
 from components.cert_manager import NAMESPACE as CERT_MANAGER_NAMESPACE
 from components.cert_manager import RELEASE_NAME as CERT_MANAGER_RELEASE
+from components.chart_sizing import kube_prometheus_stack_sizing, merge_values
 from components.charts import vendored_chart
 from components.exporters import (
     NODE_EXPORTER_PORT,
@@ -320,13 +321,16 @@ class Monitoring(pulumi.ComponentResource):
             pulumi.Output.from_input([dict(alias) for alias in args.host_aliases]),
         )
         values: pulumi.Output[Any] = secrets.apply(
-            lambda pair: monitoring_values(
-                args.settings,
-                args.targets,
-                args.rules,
-                alertmanager_config(args.settings.receivers, pair[0], pair[1]),
-                args.loki_url,
-                pair[2],
+            lambda pair: merge_values(
+                monitoring_values(
+                    args.settings,
+                    args.targets,
+                    args.rules,
+                    alertmanager_config(args.settings.receivers, pair[0], pair[1]),
+                    args.loki_url,
+                    pair[2],
+                ),
+                kube_prometheus_stack_sizing(args.settings.light),
             )
         )
         has_secrets = args.webhook_url is not None or args.smtp_password is not None
