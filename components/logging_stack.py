@@ -15,7 +15,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from components.chart_sizing import alloy_sizing, loki_sizing, merge_values
+from components.chart_sizing import alloy_hardening, alloy_sizing, loki_hardening, loki_sizing, merge_values
 from components.charts import vendored_chart
 from components.settings.operations import LoggingSettings
 
@@ -275,7 +275,9 @@ class LoggingStack(pulumi.ComponentResource):
         )
         pushing = settings.vm_push_host is not None and args.push_password_hash is not None
         values: Any = pulumi.Output.from_input(args.push_password_hash if pushing else None).apply(
-            lambda digest: merge_values(loki_values(settings, args.light, digest), loki_sizing(args.light))
+            lambda digest: merge_values(
+                loki_values(settings, args.light, digest), loki_sizing(args.light), loki_hardening()
+            )
         )
         self.loki = k8s.helm.v3.Release(
             f"{name}-loki",
@@ -297,7 +299,7 @@ class LoggingStack(pulumi.ComponentResource):
             chart=vendored_chart("alloy", settings.alloy_chart_version),
             version=settings.alloy_chart_version,
             namespace=namespace,
-            values=merge_values(alloy_values(in_cluster_push), alloy_sizing()),
+            values=merge_values(alloy_values(in_cluster_push), alloy_sizing(), alloy_hardening()),
             atomic=True,
             cleanup_on_fail=True,
             timeout=600,

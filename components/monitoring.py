@@ -20,7 +20,7 @@ import pulumi_random as random
 
 from components.cert_manager import NAMESPACE as CERT_MANAGER_NAMESPACE
 from components.cert_manager import RELEASE_NAME as CERT_MANAGER_RELEASE
-from components.chart_sizing import kube_prometheus_stack_sizing, merge_values
+from components.chart_sizing import kube_prometheus_stack_hardening, kube_prometheus_stack_sizing, merge_values
 from components.charts import vendored_chart
 from components.exporters import (
     NODE_EXPORTER_PORT,
@@ -331,6 +331,7 @@ class Monitoring(pulumi.ComponentResource):
                     pair[2],
                 ),
                 kube_prometheus_stack_sizing(args.settings.light),
+                kube_prometheus_stack_hardening(),
             )
         )
         has_secrets = args.webhook_url is not None or args.smtp_password is not None
