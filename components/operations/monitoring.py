@@ -18,12 +18,19 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
+from components.kubernetes.cert_manager import NAMESPACE as CERT_MANAGER_NAMESPACE
+from components.kubernetes.cert_manager import RELEASE_NAME as CERT_MANAGER_RELEASE
+from components.kubernetes.chart_sizing import (
+    kube_prometheus_stack_hardening,
+    kube_prometheus_stack_sizing,
+    merge_values,
+)
+from components.kubernetes.charts import vendored_chart
 from components.kubernetes.ingress import INGRESS_CONTROLLER
 from components.operations.exporters import NODE_EXPORTER_PORT, NODE_JOB, exporter_port, scrape_job
 from components.settings.operations import MonitoringSettings, ReceiverSettings
 
 CHART = "kube-prometheus-stack"
-CHART_REPOSITORY = "https://prometheus-community.github.io/helm-charts"
 RELEASE_NAME = "monitoring"
 DASHBOARD_LABEL = "grafana_dashboard"
 STORAGE_CLASS = "linode-block-storage-retain"
@@ -160,6 +167,22 @@ def platform_dashboard(stack: str) -> dict[str, Any]:
     }
 
 
+def cert_manager_service_monitor() -> dict[str, Any]:
+    """Scrape cert-manager's controller Service (its metrics port, created by prometheus.enabled)."""
+    return {
+        "name": "cert-manager",
+        "namespaceSelector": {"matchNames": [CERT_MANAGER_NAMESPACE]},
+        "selector": {
+            "matchLabels": {
+                "app.kubernetes.io/name": "cert-manager",
+                "app.kubernetes.io/instance": CERT_MANAGER_RELEASE,
+                "app.kubernetes.io/component": "controller",
+            }
+        },
+        "endpoints": [{"port": "tcp-prometheus-servicemonitor", "path": "/metrics", "interval": "60s"}],
+    }
+
+
 def monitoring_values(
     settings: MonitoringSettings,
     targets: Mapping[str, Sequence[str]],
@@ -205,6 +228,10 @@ def monitoring_values(
                     }
                 },
             },
+            # cert-manager's certificate metrics feed the expiry alert. The ServiceMonitor belongs to
+            # this release (which installs its CRD): cert-manager's own would be installed before
+            # the CRD exists on a new cluster, and Helm would refuse it.
+            "additionalServiceMonitors": [cert_manager_service_monitor()],
             # The ingress controller's request metrics feed the error-rate and latency alerts.
             "additionalPodMonitors": [INGRESS_CONTROLLER.pod_monitor()],
         },
@@ -289,22 +316,25 @@ class Monitoring(pulumi.ComponentResource):
             pulumi.Output.from_input([dict(alias) for alias in args.host_aliases]),
         )
         values: pulumi.Output[Any] = secrets.apply(
-            lambda pair: monitoring_values(
-                args.settings,
-                args.targets,
-                args.rules,
-                alertmanager_config(args.settings.receivers, pair[0], pair[1]),
-                args.loki_url,
-                pair[2],
+            lambda pair: merge_values(
+                monitoring_values(
+                    args.settings,
+                    args.targets,
+                    args.rules,
+                    alertmanager_config(args.settings.receivers, pair[0], pair[1]),
+                    args.loki_url,
+                    pair[2],
+                ),
+                kube_prometheus_stack_sizing(args.settings.light),
+                kube_prometheus_stack_hardening(),
             )
         )
         has_secrets = args.webhook_url is not None or args.smtp_password is not None
         self.release = k8s.helm.v3.Release(
             f"{name}-kube-prometheus-stack",
             name=RELEASE_NAME,
-            chart=CHART,
+            chart=vendored_chart(CHART, args.settings.kube_prometheus_stack_version),
             version=args.settings.kube_prometheus_stack_version,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=CHART_REPOSITORY),
             namespace=namespace,
             values=pulumi.Output.secret(values) if has_secrets else values,
             atomic=True,

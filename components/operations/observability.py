@@ -13,6 +13,7 @@ import pulumi_kubernetes as k8s
 from components.foundation.address_plan import AddressPlan
 from components.kubernetes.ingress import INGRESS_CONTROLLER
 from components.operations.alert_rules import AlertTopology, alert_rule_groups
+from components.operations.certificate_expiry import certificate_alert_group
 from components.operations.logging import LoggingStack, LoggingStackArgs, LogPushCredentials
 from components.operations.monitoring import Monitoring, MonitoringArgs
 from components.settings import StackSettings
@@ -71,6 +72,7 @@ def build_observability(args: ObservabilityArgs) -> Observability:
             backups if backups.enabled else None,
             INGRESS_CONTROLLER.http_metrics,
         )
+        rules["groups"].append(certificate_alert_group(settings.data.tls))
         monitoring = Monitoring(
             "monitoring",
             MonitoringArgs(

@@ -36,12 +36,12 @@ def release_values(records: list[ResourceRecord]) -> dict[str, Any]:
     return release.inputs["values"]
 
 
-def test_traefik_chart_is_pinned_to_an_exact_version_and_repository() -> None:
+def test_traefik_installs_the_vendored_archive_of_its_pinned_version() -> None:
     _, records = build_ingress()
     (release,) = of_type(records, "kubernetes:helm.sh/v3:Release")
-    assert release.inputs["chart"] == "traefik"
+    assert release.inputs["chart"] == "vendor/charts/traefik-40.3.0.tgz"
     assert release.inputs["version"] == "40.3.0"
-    assert release.inputs["repositoryOpts"] == {"repo": "https://traefik.github.io/charts"}
+    assert "repositoryOpts" not in release.inputs
 
 
 def test_dev_entry_has_no_load_balancer_and_no_nodebalancer_firewall() -> None:

@@ -67,7 +67,12 @@ def _build(stack: str, webhook: str | None = None) -> tuple[Any, list[Any]]:
 
 
 def _release(records: list[Any], chart: str) -> Any:
-    return next(r for r in records if r.type == RELEASE and r.inputs["chart"] == chart)
+    """The release installing `chart` (its vendored archive: vendor/charts/<chart>-<version>.tgz)."""
+    return next(
+        r
+        for r in records
+        if r.type == RELEASE and r.inputs["chart"] == f"vendor/charts/{chart}-{r.inputs['version']}.tgz"
+    )
 
 
 def _values(record: Any) -> Any:

@@ -104,7 +104,7 @@ def test_prometheus_scrapes_data_nodes_by_the_names_the_pods_use(stack: str, pro
     settings = load_stack_settings(stack)
     assert settings.operations.monitoring.enabled, "every stack runs monitoring (light in dev)"
     releases = program_runs[stack].of_type("kubernetes:helm.sh/v3:Release")
-    (release,) = [r for r in releases if r.inputs["chart"] == "kube-prometheus-stack"]
+    (release,) = [r for r in releases if r.inputs["name"] == "monitoring"]
     values, _ = unwrap_secret(release.inputs["values"])
     spec = values["prometheus"]["prometheusSpec"]
     aliases = {a["hostnames"][0]: a["ip"] for a in spec["hostAliases"]}

@@ -25,7 +25,10 @@ def hand_computation_of(settings: StackSettings, views: list[rules.ResourceView]
     """USD per billed item, from the stack's settings and the price table only; a tier counts
     once its resources appear in the program."""
     plans = pricing.PLANS
-    releases = {str(v.inputs.get("chart", "")) for v in views if v.type == cost.HELM_RELEASE}
+    # Charts by name: a release installs vendor/charts/<chart>-<version>.tgz.
+    releases = {
+        str(v.inputs.get("chart", "")).split("/")[-1].rsplit("-", 1)[0] for v in views if v.type == cost.HELM_RELEASE
+    }
     items: dict[str, float] = {"bastion": plans[settings.bastion.plan].monthly_usd}
     roles = {view.role for view in views if view.type == rules.INSTANCE}
     for role in DATA_ROLES:

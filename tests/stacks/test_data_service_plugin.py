@@ -19,7 +19,7 @@ import pulumi_random as random
 import pytest
 
 from components.data.cloud_init import TlsMaterial
-from components.data.connections import ServiceConnection
+from components.data.connections import ServiceConnection, TlsFiles
 from components.data.placement import DataCluster, password
 from components.data.plugin import DataService, Exporter, alert
 from components.data.services import SERVICES
@@ -88,6 +88,7 @@ CACHE = DataService(
     title="Cache",
     block=3,
     unit="memcached.service",
+    tls_files=TlsFiles("/etc/memcached/ca.pem", "/etc/memcached/server.crt", "/etc/memcached/server.key"),
     cluster=CacheCluster,
     exporter=Exporter(CACHE_EXPORTER_PORT, "memcached", lambda _address: {"packages": ["memcached-exporter"]}),
     alert_rules=lambda thresholds, nodes: [

@@ -18,7 +18,7 @@ CLASSIC_NODEBALANCER_SOURCES = ["192.168.255.0/24"]  # Akamai, NodeBalancer refe
 
 def traefik_values(stack: str, program_runs: ProgramRuns) -> dict[str, Any]:
     (release,) = [
-        r for r in program_runs[stack].of_type("kubernetes:helm.sh/v3:Release") if r.inputs["chart"] == "traefik"
+        r for r in program_runs[stack].of_type("kubernetes:helm.sh/v3:Release") if r.inputs["name"] == "traefik"
     ]
     values, _ = unwrap_secret(release.inputs["values"])
     return dict(values)

@@ -19,7 +19,7 @@ import yaml
 from tools.offline import ROOT
 
 # What the program is made of; tests, docs and virtualenvs stay behind.
-PROGRAM = ("__main__.py", "Pulumi.yaml", "components", "policy", "tools")
+PROGRAM = ("__main__.py", "Pulumi.yaml", "components", "policy", "tools", "vendor")
 
 
 def copy_of_the_program(into: Path) -> Path:
