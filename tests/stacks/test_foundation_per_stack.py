@@ -166,8 +166,8 @@ def test_missing_linode_token_stops_a_production_stack_before_any_resource(stack
         with pytest.raises(pulumi.RunError) as caught:
             load_stack_config()
     assert str(caught.value) == (
-        f"invalid stack config for {stack}:\nlinode:token: missing; the backup window is set through the Linode API: "
-        "set it with `pulumi config set --secret linode:token <value>`"
+        f"invalid stack config for {stack}:\nlinode:token: missing; allowed: a secret, needed because the backup "
+        "window is set through the Linode API; set it with `pulumi config set --secret linode:token <value>`"
     )
     assert monitor.records == []
 
@@ -187,8 +187,8 @@ def test_built_workload_needs_the_registry_password(stack: str) -> None:
     values["kubernetes"] = json.dumps(kubernetes)
     settings = load_settings("platform-infra", stack, values)
     assert missing_secrets(settings, set()) == [
-        "platform-infra:registry_password: missing; a workload is built and pushed to the registry: "
-        "set it with `pulumi config set --secret platform-infra:registry_password <value>`"
+        "platform-infra:registry_password: missing; allowed: a secret, needed because a workload is built and "
+        "pushed to the registry; set it with `pulumi config set --secret platform-infra:registry_password <value>`"
     ]
     assert missing_secrets(settings, {"registry_password"}) == []
 
