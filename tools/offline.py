@@ -27,6 +27,8 @@ from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import settings as runtime_settings
 from pulumi.runtime.sync_await import _sync_await
 
+from components.settings.stack_config import OFFLINE_PLACEHOLDERS_TOLERATED
+from components.settings.stack_file import read_stack_file
 from policy.cost import SECRET_SIG, SECRET_SIG_KEY  # Pulumi's secret marker, defined once
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,6 +38,8 @@ PROJECT = "platform-infra"
 # --secret`; real values never exist in the repository.
 FAKE_SECRETS: dict[str, str] = {
     "linode:token": "fake-linode-token-0123456789abcdef",
+    # Alertmanager's SMTP login, required wherever a stack names an SMTP user.
+    "platform-infra:alert_smtp_password": "fake-smtp-password-0123456789abcdef",
 }
 
 
@@ -312,13 +316,18 @@ def discover_stacks(root: Path = ROOT) -> list[str]:
     return sorted(path.name[len("Pulumi.") : -len(".yaml")] for path in root.glob("Pulumi.*.yaml"))
 
 
-def stack_config(stack: str) -> tuple[dict[str, str], list[str]]:
-    """The engine's view of Pulumi.<stack>.yaml: structured values as JSON, secure values faked."""
-    path = ROOT / f"Pulumi.{stack}.yaml"
-    doc = yaml.safe_load(path.read_text()) or {}
+def stack_config(stack: str, root: Path | None = None) -> tuple[dict[str, str], list[str]]:
+    """The engine's view of Pulumi.<stack>.yaml: structured values as JSON, secure values faked.
+
+    The file is read like the program reads it (`read_stack_file`: a YAML error, a key written
+    twice or a missing file is a ConfigError). A key the file writes in plain text stays plain,
+    so the program refuses a plain `linode:token` here exactly as under `pulumi up`.
+    """
+    written = read_stack_file((root or ROOT) / f"Pulumi.{stack}.yaml")
     config: dict[str, str] = {}
     secret_keys: list[str] = []
-    for key, value in (doc.get("config") or {}).items():
+    for key, value in written.items():
+        key = str(key)
         if isinstance(value, dict) and set(value) == {"secure"}:
             config[key] = f"fake-secret-for-{key}"
             secret_keys.append(key)
@@ -327,8 +336,9 @@ def stack_config(stack: str) -> tuple[dict[str, str], list[str]]:
         else:
             config[key] = json.dumps(value)
     for key, value in FAKE_SECRETS.items():
-        config.setdefault(key, value)
-        secret_keys.append(key)
+        if key not in config:
+            config[key] = value
+            secret_keys.append(key)
     return config, secret_keys
 
 
@@ -340,14 +350,23 @@ def mocked_runtime(
     preview: bool = False,
     extra_outputs: Callable[[str, str, dict[str, Any]], dict[str, Any]] | None = None,
     mocks_factory: type[RecordingMocks] | None = None,
+    require_ready: bool = False,
 ) -> Iterator[RecordingMonitor]:
-    """Mocks installed, config set, a fresh root stack: the same state `pulumi up` starts from."""
+    """Mocks installed, config set, a fresh root stack: the same state `pulumi up` starts from.
+
+    Placeholders in the config are tolerated here (nothing reaches a cloud) unless
+    `require_ready`, which makes the program refuse them as `pulumi up` does.
+    """
     mocks = (mocks_factory or RecordingMocks)(extra_outputs)
     monitor = RecordingMonitor(mocks)
     runtime_settings.ROOT.set(None)
     runtime_config.set_all_config(dict(config or {}), list(secret_keys or []))
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
-    yield monitor
+    token = OFFLINE_PLACEHOLDERS_TOLERATED.set(not require_ready)
+    try:
+        yield monitor
+    finally:
+        OFFLINE_PLACEHOLDERS_TOLERATED.reset(token)
 
 
 def _resolve(value: Any) -> tuple[Any, bool]:
@@ -363,16 +382,25 @@ def run_program(
     remove: tuple[str, ...] = (),
     preview: bool = False,
     mocks_factory: type[RecordingMocks] | None = None,
+    secrets: Mapping[str, str] | None = None,
+    require_ready: bool = False,
 ) -> ProgramRun:
-    """Run __main__.py for a stack. `overrides` replace config keys (prefix optional)."""
+    """Run __main__.py for a stack. `overrides` replace config keys (prefix optional);
+    `secrets` add `secure:` values (prefix optional)."""
     config, secret_keys = stack_config(stack)
     for key, value in (overrides or {}).items():
         full = key if ":" in key else f"{PROJECT}:{key}"
         config[full] = value if isinstance(value, str) else json.dumps(value)
+    for key, value in (secrets or {}).items():
+        full = key if ":" in key else f"{PROJECT}:{key}"
+        config[full] = value
+        secret_keys.append(full)
     for key in remove:
         config.pop(key if ":" in key else f"{PROJECT}:{key}", None)
     started = time.perf_counter()
-    with mocked_runtime(stack, config, secret_keys, preview=preview, mocks_factory=mocks_factory) as monitor:
+    with mocked_runtime(
+        stack, config, secret_keys, preview=preview, mocks_factory=mocks_factory, require_ready=require_ready
+    ) as monitor:
         from pulumi.runtime.stack import run_pulumi_func
 
         def program() -> None:
@@ -395,13 +423,23 @@ def run_program(
     )
 
 
-def run_program_expecting_error(stack: str, overrides: Mapping[str, Any]) -> tuple[Exception, list[ResourceRecord]]:
-    """Run a stack whose config is bad: the error it stops with, and what got registered."""
-    config, secret_keys = stack_config(stack)
+def run_program_expecting_error(
+    stack: str,
+    overrides: Mapping[str, Any],
+    config: Mapping[str, str] | None = None,
+    secret_keys: list[str] | None = None,
+    require_ready: bool = False,
+) -> tuple[Exception, list[ResourceRecord]]:
+    """Run a stack whose config is bad: the error it stops with, and what got registered.
+
+    `config`/`secret_keys` replace the stack file's engine view entirely when given."""
+    if config is None:
+        config, secret_keys = stack_config(stack)
+    config = dict(config)
     for key, value in overrides.items():
         full = key if ":" in key else f"{PROJECT}:{key}"
         config[full] = value if isinstance(value, str) else json.dumps(value)
-    with mocked_runtime(stack, config, secret_keys) as monitor:
+    with mocked_runtime(stack, config, secret_keys, require_ready=require_ready) as monitor:
         from pulumi.runtime.stack import run_pulumi_func
 
         def program() -> None:

@@ -4,7 +4,10 @@ Runs the real program under Pulumi mocks with the stack's real config and report
 reviewer needs: the resource tree with each resource's type, name and key sizing, counts per
 type, the estimated monthly cost per resource and in total against the stack's budget
 (components/linode/pricing.py), and the findings of the policy pack (policy/rules.py) evaluated on
-the mocked program. Exits 1 on a mandatory violation or a budget overrun, 2 on a bad config.
+the mocked program, and the placeholders still to fill in before `pulumi up` (documentation
+addresses, the sample SSH key, example.com). Exits 2 on a bad config (one message on stderr, no
+traceback), 1 on a mandatory violation or a budget overrun (and, with --require-ready, on a
+placeholder), 0 otherwise.
 
     python -m tools.preview --stack prod
     python -m tools.preview --all --format markdown      # every Pulumi.<stack>.yaml
@@ -30,9 +33,19 @@ from rich.tree import Tree
 
 from components.linode import pricing
 from components.settings.budget import BudgetSettings
+from components.settings.common import ConfigError
 from components.settings.environment import Environment, parse_environment
+from components.settings.placeholders import Placeholder, find_placeholders
 from policy import cost, rules
-from tools.offline import PROJECT, ProgramRun, ResourceRecord, discover_stacks, run_program, stack_config
+from tools.offline import (
+    PROJECT,
+    ProgramRun,
+    ResourceRecord,
+    discover_stacks,
+    load_stack_settings,
+    run_program,
+    stack_config,
+)
 
 FORMATS = ("text", "markdown", "json")
 # The PR workflow finds its comment by this marker and updates it instead of adding another.
@@ -173,6 +186,8 @@ class StackReport:
     cost_error: str | None
     evaluation: rules.Evaluation
     seconds: float
+    placeholders: tuple[Placeholder, ...] = ()
+    require_ready: bool = False
 
     @property
     def over_budget(self) -> bool:
@@ -180,7 +195,11 @@ class StackReport:
 
     @property
     def failed(self) -> bool:
-        return bool(self.evaluation.mandatory) or self.over_budget
+        return bool(self.evaluation.mandatory) or self.over_budget or (self.require_ready and bool(self.placeholders))
+
+    def sorted_resources(self) -> list[ResourceRecord]:
+        """Resources in a stable order (type, then name), whatever order the program registered them."""
+        return sorted(self.run.resources, key=lambda r: (r.type, r.name, r.urn))
 
     def line_for(self, record: ResourceRecord) -> cost.CostLine | None:
         if self.estimate is None:
@@ -189,9 +208,10 @@ class StackReport:
                      if line.type == record.type and line.name == record.name), None)
 
 
-def build_report(stack: str) -> StackReport:
+def build_report(stack: str, require_ready: bool = False) -> StackReport:
     started = time.perf_counter()
     run = run_program(stack)
+    placeholders = tuple(find_placeholders(load_stack_settings(stack)))
     budget = stack_budget(stack)
     views = rules.views_from_records(run.resources)
     estimate: cost.StackCost | None = None
@@ -204,7 +224,9 @@ def build_report(stack: str) -> StackReport:
         cost_error = str(error)
     context = rules.StackContext(stack=stack, environment=stack_environment(stack), budget=budget)
     evaluation = rules.evaluate(views, context)
-    return StackReport(stack, run, estimate, cost_error, evaluation, time.perf_counter() - started)
+    return StackReport(
+        stack, run, estimate, cost_error, evaluation, time.perf_counter() - started, placeholders, require_ready
+    )
 
 
 # --- text (rich) ---------------------------------------------------------------------------
@@ -227,7 +249,7 @@ def build_tree(report: StackReport) -> Tree:
         nodes[record.urn] = parent.add(f"{label} {detail}".rstrip() + price)
         return nodes[record.urn]
 
-    for record in run.resources:
+    for record in report.sorted_resources():
         node_for(record)
     return tree
 
@@ -259,6 +281,16 @@ def render_text(reports: Sequence[StackReport], console: Console) -> None:
             console.print(findings)
         else:
             console.print(f"[green]policy: all {_rule_count()} rules pass[/]")
+        if report.placeholders:
+            table = Table(title=f"Placeholders to fill in before `pulumi up` ({len(report.placeholders)})",
+                          show_edge=False)
+            for column in ("key", "value", "why"):
+                table.add_column(column)
+            for placeholder in report.placeholders:
+                table.add_row(f"{PROJECT}:{placeholder.key}", placeholder.value, placeholder.reason)
+            console.print(table)
+        else:
+            console.print("[green]placeholders: none, ready for `pulumi up`[/]")
         console.print(f"preview of {report.stack} took {report.seconds:.2f}s")
 
 
@@ -293,15 +325,15 @@ def _md(text: str) -> str:
 
 def render_markdown(reports: Sequence[StackReport]) -> str:
     lines = [COMMENT_MARKER, "## Offline preview (mocked program, no cloud calls)", ""]
-    lines += ["| stack | resources | est. EUR/month | budget EUR | mandatory findings | result |",
-              "|---|---:|---:|---:|---:|---|"]
+    lines += ["| stack | resources | est. EUR/month | budget EUR | mandatory findings | placeholders | result |",
+              "|---|---:|---:|---:|---:|---:|---|"]
     for report in reports:
         estimate = report.estimate
         total = f"{estimate.total_eur:.2f}" if estimate else "n/a"
         budget = f"{estimate.budget.monthly_eur:.2f}" if estimate else "n/a"
         result = ":x: fails" if report.failed else ":white_check_mark: passes"
         lines.append(f"| {report.stack} | {sum(counts_by_type(report.run).values())} | {total} | {budget} | "
-                     f"{len(report.evaluation.mandatory)} | {result} |")
+                     f"{len(report.evaluation.mandatory)} | {len(report.placeholders)} | {result} |")
     for report in reports:
         lines += ["", f"### {report.stack}", ""]
         lines += [_budget_line(report).replace("[green]", "").replace("[red]", "").replace("[/]", ""), ""]
@@ -324,6 +356,10 @@ def render_markdown(reports: Sequence[StackReport]) -> str:
                       for f in report.evaluation.findings]
         else:
             lines.append(f"Policy: all {_rule_count()} rules pass.")
+        if report.placeholders:
+            lines += ["", f"**Placeholders to fill in before `pulumi up`** ({len(report.placeholders)}; "
+                      "the real program refuses them)", "", "| key | value | why |", "|---|---|---|"]
+            lines += [f"| `{PROJECT}:{p.key}` | `{_md(p.value)}` | {_md(p.reason)} |" for p in report.placeholders]
         lines.append(f"\n_Preview took {report.seconds:.2f}s._")
     lines += ["", f"Prices: `components/linode/pricing.py` (read {pricing.READ_ON.isoformat()}); "
               "rules: `policy/rules.py`."]
@@ -333,7 +369,7 @@ def render_markdown(reports: Sequence[StackReport]) -> str:
 def _plain_tree(report: StackReport) -> list[str]:
     children: dict[str | None, list[ResourceRecord]] = {}
     urns = {record.urn for record in report.run.resources}
-    for record in report.run.resources:
+    for record in report.sorted_resources():
         parent = record.parent if record.parent in urns else None
         children.setdefault(parent, []).append(record)
     out: list[str] = []
@@ -362,7 +398,7 @@ def report_dict(report: StackReport) -> dict[str, Any]:
         "resources": [
             {"type": r.type, "name": r.name, "parent": r.parent, "protect": r.protect, "sizing": sizing(r),
              "monthly_usd": (line.monthly_usd if (line := report.line_for(r)) else 0.0)}
-            for r in report.run.resources
+            for r in report.sorted_resources()
         ],
         "cost": None if estimate is None else {
             "total_usd": estimate.total_usd, "total_eur": estimate.total_eur,
@@ -371,11 +407,17 @@ def report_dict(report: StackReport) -> dict[str, Any]:
             "eur_per_usd": estimate.budget.usd_to_eur.eur_per_usd, "within_budget": estimate.within_budget,
             "lines": [{"type": line.type, "name": line.name, "monthly_usd": line.monthly_usd,
                        "max_monthly_usd": line.max_monthly_usd, "detail": line.detail}
-                      for line in estimate.lines],
+                      for line in sorted(estimate.lines, key=lambda line: (line.type, line.name))],
         },
         "cost_error": report.cost_error,
-        "findings": [{"rule": f.rule, "enforcement": f.enforcement, "resource": f.resource, "message": f.message}
-                     for f in report.evaluation.findings],
+        "findings": sorted(
+            ({"rule": f.rule, "enforcement": f.enforcement, "resource": f.resource, "message": f.message}
+             for f in report.evaluation.findings),
+            key=lambda f: (f["rule"], f["resource"], f["message"]),
+        ),
+        "placeholders": [{"key": f"{PROJECT}:{p.key}", "value": p.value, "why": p.reason}
+                         for p in report.placeholders],
+        "ready": not report.placeholders,
     }
 
 
@@ -387,19 +429,25 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     stacks = discover_stacks()
     which = parser.add_mutually_exclusive_group(required=True)
-    which.add_argument("--stack", choices=stacks, action="append",
-                       help="stack to preview; repeat for several (one report)")
+    which.add_argument("--stack", action="append",
+                       help=f"stack to preview ({', '.join(stacks)}); repeat for several (one report)")
     which.add_argument("--all", action="store_true", help=f"every stack: {', '.join(stacks)}")
     parser.add_argument("--format", choices=FORMATS, default="text")
     parser.add_argument("--output", help="write the report to this file instead of stdout")
+    parser.add_argument("--require-ready", action="store_true",
+                        help="exit 1 while a placeholder is left (what `pulumi up` would refuse)")
     args = parser.parse_args(argv)
     console = Console(stderr=args.format != "text")
     reports: list[StackReport] = []
     for stack in dict.fromkeys(stacks if args.all else args.stack):
         try:
-            reports.append(build_report(stack))
-        except pulumi.RunError as error:
-            console.print(f"[red]error:[/] {error}")
+            reports.append(build_report(stack, require_ready=args.require_ready))
+        except (ConfigError, pulumi.RunError) as error:
+            # A config error is the operator's to fix: one message, no traceback, exit 2.
+            message = str(error)
+            if not message.startswith("invalid stack config"):
+                message = f"invalid stack config for {stack}:\n{message}"
+            print(f"error: {message}", file=sys.stderr)
             return 2
     if args.format == "text":
         if args.output:

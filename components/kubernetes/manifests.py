@@ -32,7 +32,8 @@ ACME_SOLVER_PORT = 8089  # cert-manager's HTTP-01 solver pod listens here
 SUPPRESS_SECRET_ENV = (
     "CKV_K8S_35",
     "connection URLs come from one Secret through secretKeyRef, as the platform contract "
-    "requires (12-factor apps read DATABASE_URL/REDIS_URL/AMQP_URL); the CA is mounted as a file",
+    "requires (12-factor apps read DATABASE_URL/REDIS_URL/AMQP_URL), and the workload's own "
+    "secrets from its own Secret the same way; the CA is mounted as a file",
 )
 SUPPRESS_DIGEST = (
     "CKV_K8S_43",
@@ -244,11 +245,34 @@ def connection_secret(namespace: str, ctx: StackContext, data: Mapping[str, str]
     }
 
 
+def workload_secret_name(workload: WorkloadSettings) -> str:
+    """The Secret holding one workload's own secrets (its `secret_env`)."""
+    return f"{workload.name}-secrets"
+
+
+def workload_secret(
+    workload: WorkloadSettings, namespace: str, ctx: StackContext, data: Mapping[str, Any]
+) -> dict[str, Any]:
+    """One workload's Secret: env var name -> value. `data` holds placeholders in pure code;
+    the component fills in the secret Outputs."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": object_meta(workload_secret_name(workload), namespace, ctx, labels=workload_selector(workload)),
+        "stringData": {name: data[name] for name in sorted(workload.secret_env)},
+    }
+
+
 # --- workloads ---------------------------------------------------------------------------------
 
 
 def _env(workload: WorkloadSettings, secret_keys: Sequence[str]) -> list[dict[str, Any]]:
     env: list[dict[str, Any]] = [{"name": key, "value": value} for key, value in sorted(workload.env.items())]
+    for name in sorted(workload.secret_env):
+        env.append(
+            {"name": name, "valueFrom": {"secretKeyRef": {"name": workload_secret_name(workload), "key": name}}}
+        )
     for key in secret_keys:
         if key == CA_KEY:
             env.append({"name": "DATA_CA_FILE", "value": f"{CA_MOUNT_DIR}/{CA_KEY}"})
@@ -489,7 +513,10 @@ def workload_objects(
 ) -> list[dict[str, Any]]:
     """Everything one workload needs, in apply order."""
     pinned = image_has_digest(image) if digest_pinned is None else digest_pinned
-    objects = [
+    objects: list[dict[str, Any]] = []
+    if workload.secret_env:
+        objects.append(workload_secret(workload, namespace, ctx, dict.fromkeys(workload.secret_env, "")))
+    objects += [
         service_account(workload, namespace, ctx),
         deployment(workload, namespace, ctx, image, secret_keys, pinned, host_aliases),
     ]

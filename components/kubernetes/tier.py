@@ -159,6 +159,13 @@ def build_kubernetes_tier(
         references[workload.name] = images[workload.name].reference
         digest_pinned[workload.name] = True
 
+    secret_env: dict[str, dict[str, pulumi.Input[str]]] = {}
+    for workload in k.workloads:
+        for name, key in workload.secret_env.items():
+            value = secrets.get(key) if secrets else None
+            if value is None:  # load_stack_config refuses this before any resource; never reached
+                raise SettingsError(f"{settings.project}:{key}: missing; workload {workload.name} reads it as {name}")
+            secret_env.setdefault(workload.name, {})[name] = value
     workloads = Workloads(
         "app",
         WorkloadsArgs(
@@ -169,6 +176,7 @@ def build_kubernetes_tier(
             digest_pinned=digest_pinned,
             crd_dependencies=(ingress.release,),
             issuer_dependencies=(cert_manager.issuer,) if cert_manager.issuer else (),
+            secret_env=secret_env,
         ),
         opts=in_cluster,
     )

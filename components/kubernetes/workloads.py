@@ -18,7 +18,12 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.data.connections import DataConnections
-from components.kubernetes.manifests import CONNECTION_SECRET, application_objects, connection_settings
+from components.kubernetes.manifests import (
+    CONNECTION_SECRET,
+    application_objects,
+    connection_settings,
+    workload_secret_name,
+)
 from components.kubernetes.objects import StackContext
 from components.settings.kubernetes import KubernetesSettings
 
@@ -68,6 +73,8 @@ class WorkloadsArgs:
     # What installs the CRDs of the custom resources here (the ingress controller's release).
     crd_dependencies: Sequence[pulumi.Resource] = field(default_factory=tuple)
     issuer_dependencies: Sequence[pulumi.Resource] = field(default_factory=tuple)  # ClusterIssuer
+    # workload name -> env var name -> the secret config value (a secret Output) it carries
+    secret_env: Mapping[str, Mapping[str, pulumi.Input[str]]] = field(default_factory=dict)
 
 
 class Workloads(pulumi.ComponentResource):
@@ -88,6 +95,9 @@ class Workloads(pulumi.ComponentResource):
             args.digest_pinned,
             args.connections.host_aliases(),
         )
+        own_secrets = {
+            workload_secret_name(workload): args.secret_env.get(workload.name, {}) for workload in settings.workloads
+        }
         self.resources = []
         namespace_resource: pulumi.Resource | None = None
         # Custom resources (the ingress controller's edge rules) wait for their CRDs; an Ingress
@@ -103,7 +113,7 @@ class Workloads(pulumi.ComponentResource):
                 depends += custom_resources + list(args.issuer_dependencies)
             opts_child = pulumi.ResourceOptions(parent=self, depends_on=depends)
             logical = f"{name}-{kind.lower()}-{obj['metadata']['name']}"
-            resource = self._declare(logical, obj, args.connections, opts_child)
+            resource = self._declare(logical, obj, args.connections, opts_child, own_secrets)
             if kind == "Namespace":
                 namespace_resource = resource
             if custom:
@@ -113,7 +123,11 @@ class Workloads(pulumi.ComponentResource):
 
     @staticmethod
     def _declare(
-        logical: str, obj: dict[str, Any], connections: DataConnections, opts: pulumi.ResourceOptions
+        logical: str,
+        obj: dict[str, Any],
+        connections: DataConnections,
+        opts: pulumi.ResourceOptions,
+        own_secrets: Mapping[str, Mapping[str, pulumi.Input[str]]],
     ) -> pulumi.CustomResource:
         key = (obj["apiVersion"], obj["kind"])
         if key not in TYPED_KINDS:
@@ -128,6 +142,15 @@ class Workloads(pulumi.ComponentResource):
         fields = {_snake(k): v for k, v in obj.items() if k not in ("apiVersion", "kind")}
         if obj["kind"] == "Secret" and obj["metadata"]["name"] == CONNECTION_SECRET:
             fields["string_data"] = secret_values(connections)
+            opts = pulumi.ResourceOptions.merge(
+                opts, pulumi.ResourceOptions(additional_secret_outputs=["data", "stringData"])
+            )
+        elif obj["kind"] == "Secret" and obj["metadata"]["name"] in own_secrets:
+            values = own_secrets[obj["metadata"]["name"]]
+            missing = sorted(set(obj["stringData"]) - set(values))
+            if missing:
+                raise ValueError(f"{logical}: no secret value for {', '.join(missing)}")
+            fields["string_data"] = pulumi.Output.secret(pulumi.Output.all(**{k: values[k] for k in obj["stringData"]}))
             opts = pulumi.ResourceOptions.merge(
                 opts, pulumi.ResourceOptions(additional_secret_outputs=["data", "stringData"])
             )

@@ -54,6 +54,13 @@ VPC_REGIONS: frozenset[str] = frozenset(
     }
 )
 
+# Regions whose capabilities include "Object Storage" (Akamai, "Object Storage: availability";
+# the API's region ids, not the deprecated `<region>-1` cluster ids). Legacy regions without it:
+# ap-northeast, ap-southeast, ap-west, ca-central, eu-west, us-central, us-west.
+OBJECT_STORAGE_REGIONS: frozenset[str] = VPC_REGIONS - frozenset(
+    {"ap-northeast", "ap-southeast", "ap-west", "ca-central", "eu-west", "us-central", "us-west"}
+)
+
 # Regions whose capabilities include "Disk Encryption" (local disk encryption at rest).
 # The legacy regions gained it later; the newer core regions had it from the start.
 DISK_ENCRYPTION_REGIONS: frozenset[str] = VPC_REGIONS

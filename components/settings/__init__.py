@@ -9,9 +9,9 @@ from __future__ import annotations
 import ipaddress
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, get_args
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 from pydantic_core import ErrorDetails
 
 from components.linode.labels import LabelKind, label_problems
@@ -23,7 +23,7 @@ from components.settings.base import (
     Tier,
 )
 from components.settings.budget import BudgetSettings
-from components.settings.common import KeyedError
+from components.settings.common import ConfigError, KeyedError, StackRequired
 from components.settings.data import DataSettings
 from components.settings.dns import DnsSettings, record_name
 from components.settings.environment import (
@@ -38,7 +38,6 @@ from components.settings.environment import (
 from components.settings.kubernetes import KubernetesSettings
 from components.settings.operations import OperationsSettings
 
-TIER_SECTIONS = ("data", "kubernetes", "operations", "budget")
 # Hex digits of the random suffix that makes a bucket name unique in its region (backups.py).
 BUCKET_SUFFIX_HEX = 8
 
@@ -46,6 +45,7 @@ __all__ = [
     "ENVIRONMENTS",
     "BastionSettings",
     "BudgetSettings",
+    "ConfigError",
     "DataSettings",
     "DnsSettings",
     "Environment",
@@ -60,7 +60,7 @@ __all__ = [
 ]
 
 
-class SettingsError(Exception):
+class SettingsError(ConfigError):
     """A config value the program refuses; the message is what the operator reads."""
 
 
@@ -73,10 +73,14 @@ class StackSettings(FoundationSettings):
     project: str
     stack: str = Field(description=STACK_NAME_ALLOWED)
     environment: Environment = Field(description=ENVIRONMENT_ALLOWED)
-    data: DataSettings
-    kubernetes: KubernetesSettings
-    operations: OperationsSettings
-    budget: BudgetSettings
+    data: DataSettings = Field(description="allowed: the data tier section {mariadb, redis, rabbitmq, tls, ...}")
+    kubernetes: KubernetesSettings = Field(
+        description="allowed: the LKE section {tier, version, pool, ingress, tls, namespace, workloads}"
+    )
+    operations: OperationsSettings = Field(
+        description="allowed: the operations section {backups, maintenance, monitoring, logging}"
+    )
+    budget: BudgetSettings = Field(description="allowed: {monthly_eur, allowed_overrun_eur}")
     dns: DnsSettings = DnsSettings()
 
     @model_validator(mode="after")
@@ -87,7 +91,7 @@ class StackSettings(FoundationSettings):
         if self.kubernetes.ingress.load_balancer == "none":
             raise KeyedError(
                 "dns.zone",
-                repr(zone),
+                zone,
                 "allowed: only with kubernetes.ingress.load_balancer basic or ha (records point at the "
                 "ingress NodeBalancer; without one there is no public address)",
             )
@@ -95,7 +99,7 @@ class StackSettings(FoundationSettings):
         if outside:
             raise KeyedError(
                 "dns.zone",
-                repr(zone),
+                zone,
                 f"allowed: a zone containing every public host; {', '.join(outside)} is outside it",
             )
         return self
@@ -108,7 +112,7 @@ class StackSettings(FoundationSettings):
                     if cidr in ANYWHERE:
                         raise KeyedError(
                             key,
-                            repr(str(cidr)),
+                            str(cidr),
                             f"allowed: specific {'operator' if key == 'admin_cidrs' else 'CI runner'} CIDRs; "
                             f"0.0.0.0/0 and ::/0 are refused in a "
                             f"{self.environment} environment",
@@ -125,7 +129,7 @@ class StackSettings(FoundationSettings):
         ):
             raise KeyedError(
                 "network.subnets.app",
-                repr(str(app)),
+                str(app),
                 "allowed: a /13 or /14 inside 10.0.0.0/8 when kubernetes.tier is enterprise "
                 "(the cluster joins this subnet)",
             )
@@ -151,7 +155,7 @@ class StackSettings(FoundationSettings):
         if window and not self.data.backups_enabled:
             raise KeyedError(
                 "operations.backups.linode_backup_window",
-                repr(window),
+                window,
                 "allowed: only with data.backups_enabled: true (the window belongs to Linode's Backup "
                 "Service on the data VMs)",
             )
@@ -167,7 +171,7 @@ class StackSettings(FoundationSettings):
             if problems:
                 raise KeyedError(
                     "stack",
-                    repr(self.stack),
+                    self.stack,
                     f"allowed: a name that keeps every Linode label valid; {'; '.join(problems)}",
                 )
         return self
@@ -178,7 +182,7 @@ class StackSettings(FoundationSettings):
         if total > self.max_instances:
             raise KeyedError(
                 "max_instances",
-                str(self.max_instances),
+                self.max_instances,
                 f"allowed: at least the {total} VMs and nodes this stack asks for "
                 f"({self.instance_breakdown()}); lower the counts or raise the limit",
             )
@@ -296,24 +300,27 @@ def _format_value(value: Any) -> str:
 
 
 def _describe(project: str, error: ErrorDetails) -> str:
+    """`<project>:<key>: got <value>; allowed: ...` for one pydantic error."""
     loc = [str(part) for part in error["loc"]]
-    message = error["msg"].removeprefix("Value error, ")
-    if "|" in message and message.count("|") >= 2:
-        key, value, allowed = message.split("|", 2)
-        return f"{project}:{key}: got {value}; {allowed}"
+    cause = (error.get("ctx") or {}).get("error")
+    if isinstance(cause, KeyedError):
+        key = ".".join([*loc, cause.key])
+        return f"{project}:{key}: got {_format_value(cause.value)}; {cause.allowed}"
     key = ".".join(loc)
     if error["type"] == "missing":
-        allowed = _field_description(loc) or "required"
+        allowed = _field_description(loc) or "allowed: any value of the documented type (required)"
         return f"{project}:{key}: missing; {allowed}"
     if error["type"] == "extra_forbidden":
         given = _format_value(error["input"])
         return f"{project}:{key}: got {given}; allowed: no such key here (check the spelling)"
-    if message.startswith("allowed"):
-        return f"{project}:{key}: got {_format_value(error['input'])}; {message}"
-    # Pydantic's own wording ("Input should be a valid integer") says less than the field's
-    # description of what is allowed.
-    allowed = _field_description(loc) or f"allowed: {message}"
-    return f"{project}:{key}: got {_format_value(error['input'])}; {allowed}"
+    got = _format_value(error["input"])
+    if error["type"] == "value_error":
+        message = error["msg"].removeprefix("Value error, ")
+        return f"{project}:{key}: got {got}; {message if message.startswith('allowed') else 'allowed: ' + message}"
+    # Pydantic's own wording ("Input should be a valid integer", "String should match pattern")
+    # says less than the field's description of what is allowed; it is the fallback.
+    allowed = _field_description(loc) or f"allowed: {error['msg'][:1].lower()}{error['msg'][1:]}"
+    return f"{project}:{key}: got {got}; {allowed}"
 
 
 def _field_description(loc: list[str]) -> str | None:
@@ -336,17 +343,58 @@ def load_settings(project: str, stack: str, values: Mapping[str, Any]) -> StackS
     except ValueError as error:
         raise SettingsError(f"stack: got {stack!r}; {error}") from None
     decoded = {key: _decode(value) for key, value in values.items()}
-    # Tier sections are validated even when absent, so a missing key inside one is reported
-    # as `<section>.<key>`, not as the whole section.
-    for section in TIER_SECTIONS:
-        decoded.setdefault(section, {})
     for reserved in ("project", "stack"):
         if reserved in decoded:
             raise SettingsError(
                 f"{project}:{reserved}: got {decoded[reserved]!r}; allowed: not set in config"
             )
+    unwritten = [
+        f"{project}:{key}: missing; {allowed}; a stack writes every size itself (no code default)"
+        for key, allowed in unwritten_required_keys(decoded)
+    ]
     try:
-        return StackSettings.model_validate({**decoded, "project": project, "stack": stack})
+        settings = StackSettings.model_validate({**decoded, "project": project, "stack": stack})
     except ValidationError as exc:
         lines = [_describe(project, error) for error in exc.errors()]
-        raise SettingsError("\n".join(dict.fromkeys(lines))) from None
+        raise SettingsError("\n".join(dict.fromkeys(unwritten + lines))) from None
+    if unwritten:
+        raise SettingsError("\n".join(unwritten))
+    return settings
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    """The settings model a field holds (also through `X | None`), if it holds one."""
+    candidates = [annotation, *get_args(annotation)]
+    return next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+
+
+def _allowed_from_type(annotation: Any, default: Any) -> str:
+    sub = _model_of(annotation)
+    if sub is not None:
+        return f"allowed: a section with {', '.join(sub.model_fields)}"
+    choices = [c for c in get_args(annotation) if isinstance(c, str)]
+    if choices:
+        return f"allowed: one of {', '.join(choices)}"
+    return f"allowed: a value of the same kind as {default!r}"
+
+
+def unwritten_required_keys(
+    section: Mapping[str, Any], model: type[BaseModel] = StackSettings, path: str = ""
+) -> list[tuple[str, str]]:
+    """Keys marked `StackRequired` that the stack file leaves out, with what is allowed there.
+
+    Only sections the file writes are walked; a missing section is pydantic's own `missing`.
+    """
+    found: list[tuple[str, str]] = []
+    for name, field in model.model_fields.items():
+        marker = next((m for m in field.metadata if isinstance(m, StackRequired)), None)
+        key = f"{path}{name}"
+        value = section.get(name)
+        if name not in section:
+            if marker is not None and not marker.exempt(dict(section)):
+                found.append((key, field.description or _allowed_from_type(field.annotation, field.default)))
+            continue
+        sub = _model_of(field.annotation)
+        if sub is not None and isinstance(value, Mapping):
+            found += unwritten_required_keys(value, sub, f"{key}.")
+    return found

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from components.linode.catalog import IMAGES, LINODE_PRIVATE_NETWORK, PLANS, VPC_REGIONS
-from components.settings.common import KeyedError, StrictModel
+from components.settings.common import KeyedError, StackRequired, StrictModel
 
 Tier = Literal["admin", "data", "app"]
 TIERS: tuple[Tier, ...] = ("admin", "data", "app")
@@ -107,8 +107,8 @@ class NetworkSettings(StrictModel):
         for tier, cidr in self.subnets.items():
             if not cidr.subnet_of(self.vpc_cidr):
                 raise KeyedError(
-                    f"network.subnets.{tier}",
-                    repr(str(cidr)),
+                    f"subnets.{tier}",
+                    str(cidr),
                     f"allowed: a subnet inside vpc_cidr {self.vpc_cidr}",
                 )
         return self
@@ -117,7 +117,7 @@ class NetworkSettings(StrictModel):
 class BastionSettings(StrictModel):
     """The one VM reachable over SSH from outside, and only from the admin CIDRs."""
 
-    plan: str = Field(default="g6-nanode-1", description="allowed: a Linode plan id")
+    plan: Annotated[str, StackRequired()] = Field(default="g6-nanode-1", description="allowed: a Linode plan id")
 
     @field_validator("plan")
     @classmethod
@@ -147,7 +147,9 @@ class FoundationSettings(StrictModel):
     max_instances: int = Field(
         ge=1, le=100, description="allowed: the most VMs and nodes this stack may run, 1 to 100"
     )
-    bastion: BastionSettings = Field(default_factory=BastionSettings)
+    bastion: Annotated[BastionSettings, StackRequired()] = Field(
+        default_factory=BastionSettings, description="allowed: {plan: <Linode plan id>}"
+    )
 
     @field_validator("region")
     @classmethod

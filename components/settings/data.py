@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
+from typing import Annotated
 
 from pydantic import Field, field_validator
 
 from components.settings.base import validate_plan
-from components.settings.common import StrictModel
+from components.settings.common import StackRequired, StrictModel
 
 # Identifiers end up inside SQL statements and broker definitions: keep them to a safe alphabet
 # so they never need quoting or escaping.
@@ -28,8 +29,8 @@ def _check_plan(value: str) -> str:
 class ServiceSettings(StrictModel):
     """What every data service's section has: how many VMs of which Linode plan."""
 
-    nodes: int = Field(default=1, ge=1, le=9)
-    plan: str = "g6-standard-1"
+    nodes: Annotated[int, StackRequired()] = Field(default=1, ge=1, le=9)
+    plan: Annotated[str, StackRequired()] = "g6-standard-1"
 
     _plan = field_validator("plan")(classmethod(lambda cls, v: _check_plan(v)))
 
@@ -37,8 +38,8 @@ class ServiceSettings(StrictModel):
 class MariaDbSettings(ServiceSettings):
     """1 node = standalone, 2 = primary + read-only replica (GTID), odd >= 3 = Galera."""
 
-    nodes: int = 1
-    plan: str = "g6-standard-2"
+    nodes: Annotated[int, StackRequired()] = 1
+    plan: Annotated[str, StackRequired()] = "g6-standard-2"
     database: str = "app"
     user: str = "app"
 
@@ -58,8 +59,8 @@ class MariaDbSettings(ServiceSettings):
 class RedisSettings(ServiceSettings):
     """1 node = standalone, 2 = primary + replica, 3+ = primary, replicas and Sentinel."""
 
-    nodes: int = Field(default=1, ge=1, le=9)
-    plan: str = "g6-standard-1"
+    nodes: Annotated[int, StackRequired()] = Field(default=1, ge=1, le=9)
+    plan: Annotated[str, StackRequired()] = "g6-standard-1"
     sentinel_master: str = "platform"
     maxmemory_policy: str = "volatile-lru"
 
@@ -86,8 +87,8 @@ class RedisSettings(ServiceSettings):
 class RabbitMqSettings(ServiceSettings):
     """N nodes clustered; quorum queues are the default queue type of the application vhost."""
 
-    nodes: int = Field(default=1, ge=1, le=9)
-    plan: str = "g6-standard-2"
+    nodes: Annotated[int, StackRequired()] = Field(default=1, ge=1, le=9)
+    plan: Annotated[str, StackRequired()] = "g6-standard-2"
     vhost: str = "app"
     user: str = "app"
 
@@ -104,11 +105,11 @@ class RabbitMqSettings(ServiceSettings):
 class DataSettings(StrictModel):
     """The data tier: three clusters on VMs, TLS between clients and servers when `tls` is on."""
 
-    mariadb: MariaDbSettings = MariaDbSettings()
-    redis: RedisSettings = RedisSettings()
-    rabbitmq: RabbitMqSettings = RabbitMqSettings()
+    mariadb: Annotated[MariaDbSettings, StackRequired()] = MariaDbSettings()
+    redis: Annotated[RedisSettings, StackRequired()] = RedisSettings()
+    rabbitmq: Annotated[RabbitMqSettings, StackRequired()] = RabbitMqSettings()
     # Encryption in transit with certificates from the stack's internal CA (staging, prod).
-    tls: bool = False
+    tls: Annotated[bool, StackRequired()] = False
     # Linode disk encryption on the data VMs; turn off only for a region that lacks it.
     disk_encryption: bool = True
     # Linode backups of the data VMs (in addition to the operations tier's logical backups).

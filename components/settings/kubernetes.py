@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from components.linode.catalog import LKE_VERSIONS
-from components.settings.common import KeyedError, StrictModel
+from components.settings.common import KeyedError, StackRequired, StrictModel
 
 __all__ = ["LATEST", "LKE_VERSIONS", "KubernetesSettings", "kubernetes_minor", "offered_minors"]
 
@@ -31,6 +31,8 @@ _IMAGE = re.compile(
     r"(:(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?"
     r"(@(?P<digest>sha256:[a-f0-9]{64}))?$"
 )
+# A secret config key of this project, as written after `platform-infra:`.
+SECRET_KEY_NAME = re.compile(r"^[a-z][a-z0-9_]{1,62}$")
 # Names our manifests already set for every container: config must not silently shadow them.
 RESERVED_ENV = frozenset(
     {
@@ -84,15 +86,15 @@ class AutoscalerSettings(StrictModel):
     @model_validator(mode="after")
     def _ordered(self) -> AutoscalerSettings:
         if self.min > self.max:
-            raise ValueError("min must be <= max")
+            raise KeyedError("min", self.min, f"allowed: at most max ({self.max})")
         return self
 
 
 class NodePoolSettings(StrictModel):
     """One LKE node pool. With an autoscaler the pool starts at `min` and LKE owns the count."""
 
-    plan: str = "g6-standard-2"
-    count: int = Field(default=1, ge=1, le=100)
+    plan: Annotated[str, StackRequired()] = "g6-standard-2"
+    count: Annotated[int, StackRequired(unless="autoscaler")] = Field(default=1, ge=1, le=100)
     autoscaler: AutoscalerSettings | None = None
 
     @field_validator("plan")
@@ -119,10 +121,10 @@ class IngressSettings(StrictModel):
 
     chart_version: str = "40.3.0"
     namespace: str = "ingress"
-    replicas: int = Field(default=1, ge=1, le=20)
+    replicas: Annotated[int, StackRequired()] = Field(default=1, ge=1, le=20)
     # none: ClusterIP only (dev: `kubectl port-forward`), basic: one NodeBalancer,
     # ha: NodeBalancer with health checks + >= 2 replicas spread over nodes + PDB.
-    load_balancer: Literal["none", "basic", "ha"] = "none"
+    load_balancer: Annotated[Literal["none", "basic", "ha"], StackRequired()] = "none"
     rate_limit: RateLimitSettings = RateLimitSettings()
     public_cidrs: tuple[str, ...] = ("0.0.0.0/0",)  # who may reach the NodeBalancer on 80/443
 
@@ -136,19 +138,26 @@ class IngressSettings(StrictModel):
     @model_validator(mode="after")
     def _ha_needs_replicas(self) -> IngressSettings:
         if self.load_balancer == "ha" and self.replicas < 2:
-            raise ValueError("load_balancer 'ha' needs replicas >= 2 so one node can fail")
+            raise KeyedError(
+                "replicas", self.replicas,
+                "allowed: 2 or more when load_balancer is ha (one node can fail)",
+            )
         return self
 
 
 class TlsSettings(StrictModel):
-    mode: Literal["none", "letsencrypt-staging", "letsencrypt-production"] = "none"
+    mode: Annotated[Literal["none", "letsencrypt-staging", "letsencrypt-production"], StackRequired()] = "none"
     acme_email: str | None = None
     cert_manager_version: str = "v1.19.1"
 
     @model_validator(mode="after")
     def _email(self) -> TlsSettings:
         if self.mode != "none" and (not self.acme_email or "@" not in self.acme_email):
-            raise ValueError("acme_email (a contact address for Let's Encrypt) is required when mode is not none")
+            raise KeyedError(
+                "acme_email",
+                self.acme_email,
+                "allowed: a contact e-mail address for Let's Encrypt, required when mode is not none",
+            )
         return self
 
     @field_validator("cert_manager_version")
@@ -160,11 +169,11 @@ class TlsSettings(StrictModel):
 
 
 class QuotaSettings(StrictModel):
-    requests_cpu: str = "4"
-    requests_memory: str = "8Gi"
-    limits_cpu: str = "8"
-    limits_memory: str = "16Gi"
-    pods: int = Field(default=50, ge=1)
+    requests_cpu: Annotated[str, StackRequired()] = "4"
+    requests_memory: Annotated[str, StackRequired()] = "8Gi"
+    limits_cpu: Annotated[str, StackRequired()] = "8"
+    limits_memory: Annotated[str, StackRequired()] = "16Gi"
+    pods: Annotated[int, StackRequired()] = Field(default=50, ge=1)
 
     _cpu = field_validator("requests_cpu", "limits_cpu")(classmethod(lambda cls, v: _check_cpu(v)))
     _mem = field_validator("requests_memory", "limits_memory")(classmethod(lambda cls, v: _check_memory(v)))
@@ -190,7 +199,7 @@ class LimitRangeSettings(StrictModel):
 
 class NamespaceSettings(StrictModel):
     name: str = "app"
-    quota: QuotaSettings = QuotaSettings()
+    quota: Annotated[QuotaSettings, StackRequired()] = QuotaSettings()
     limit_range: LimitRangeSettings = LimitRangeSettings()
 
     @field_validator("name")
@@ -255,6 +264,10 @@ class WorkloadSettings(StrictModel):
     command: tuple[str, ...] | None = None
     args: tuple[str, ...] | None = None
     env: dict[str, str] = Field(default_factory=dict)
+    # Secrets: environment variable name -> name of a `secure:` config key of this project
+    # (`pulumi config set --secret <key> <value>`). The values go into a Secret of this workload
+    # and reach the container through secretKeyRef, never as a plain `env` value.
+    secret_env: dict[str, str] = Field(default_factory=dict)
     run_as_user: int = Field(default=10001, ge=1)
 
     @field_validator("name")
@@ -296,25 +309,61 @@ class WorkloadSettings(StrictModel):
                 raise ValueError(f"{key} is set from the data-tier connection Secret; choose another name")
         return value
 
+    @field_validator("secret_env")
+    @classmethod
+    def _secret_env(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, key in value.items():
+            if not _ENV_NAME.match(name):
+                raise ValueError(f"environment variable names like API_TOKEN; {name!r} is not one")
+            if name in RESERVED_ENV:
+                raise ValueError(f"{name} is set from the data-tier connection Secret; choose another name")
+            if not SECRET_KEY_NAME.match(key):
+                raise ValueError(
+                    f"secret config key names like api_token (lowercase, digits, '_'); {key!r} for {name} is not one"
+                )
+        return value
+
     @model_validator(mode="after")
     def _consistent(self) -> WorkloadSettings:
         if (self.image is None) == (self.build is None):
-            raise ValueError("exactly one of image (a pinned reference) or build (a context to build)")
+            raise KeyedError(
+                "image", self.image, "allowed: exactly one of image (a pinned reference) or build (a context to build)"
+            )
         fixed = self.replicas is not None
         scaled = self.min_replicas is not None or self.max_replicas is not None
         if fixed and scaled:
-            raise ValueError("either replicas or min_replicas/max_replicas, not both")
-        if scaled and (self.min_replicas is None or self.max_replicas is None):
-            raise ValueError("min_replicas and max_replicas go together")
+            raise KeyedError(
+                "replicas", self.replicas,
+                "allowed: either replicas or min_replicas/max_replicas, not both",
+            )
+        if not fixed and not scaled:
+            raise KeyedError("replicas", None, "allowed: replicas, or min_replicas and max_replicas (autoscaled)")
+        if scaled and self.min_replicas is None:
+            raise KeyedError("min_replicas", None, "allowed: set together with max_replicas")
+        if scaled and self.max_replicas is None:
+            raise KeyedError("max_replicas", None, "allowed: set together with min_replicas")
         if self.min_replicas is not None and self.max_replicas is not None and self.min_replicas > self.max_replicas:
-            raise ValueError("min_replicas must be <= max_replicas")
+            raise KeyedError("min_replicas", self.min_replicas, f"allowed: at most max_replicas ({self.max_replicas})")
         if self.port is None:
             if self.ingress is not None:
-                raise ValueError("ingress needs a port")
+                raise KeyedError("port", None, "allowed: a port (1024-65535) whenever ingress is set")
             if not self.health_command:
-                raise ValueError("a workload without a port needs health_command for its probes")
-        elif self.readiness_path is None or self.liveness_path is None:
-            raise ValueError("a workload with a port needs readiness_path and liveness_path")
+                raise KeyedError(
+                    "health_command", None,
+                    "allowed: a command for the probes of a workload without a port",
+                )
+        else:
+            for key in ("readiness_path", "liveness_path"):
+                if getattr(self, key) is None:
+                    raise KeyedError(
+                        key, None,
+                        "allowed: an absolute URL path such as /health (the workload has a port)",
+                    )
+        shared = sorted(set(self.env) & set(self.secret_env))
+        if shared:
+            raise KeyedError(
+                "secret_env", shared[0], "allowed: names not also in env (a variable is plain or secret, not both)"
+            )
         return self
 
     @property
@@ -373,16 +422,16 @@ class KubernetesSettings(StrictModel):
     # private network (each node's own address, admitted as a /32) and Linode's
     # cloud-firewall-controller keeps the node firewall, because a standard pool ignores
     # firewall_id (terraform-provider-linode#2294).
-    tier: Literal["standard", "enterprise"] = "standard"
-    version: str = LATEST
+    tier: Annotated[Literal["standard", "enterprise"], StackRequired()] = "standard"
+    version: Annotated[str, StackRequired()] = LATEST
     # The control-plane ACL is always on: only the stack's admin_cidrs reach the Kubernetes API
     # (LKE Enterprise enforces an ACL anyway).
     high_availability: bool = False
-    pool: NodePoolSettings = NodePoolSettings()
-    ingress: IngressSettings = IngressSettings()
-    tls: TlsSettings = TlsSettings()
-    namespace: NamespaceSettings = NamespaceSettings()
-    workloads: tuple[WorkloadSettings, ...] = Field(default_factory=_default_workloads)
+    pool: Annotated[NodePoolSettings, StackRequired()] = NodePoolSettings()
+    ingress: Annotated[IngressSettings, StackRequired()] = IngressSettings()
+    tls: Annotated[TlsSettings, StackRequired()] = TlsSettings()
+    namespace: Annotated[NamespaceSettings, StackRequired()] = NamespaceSettings()
+    workloads: Annotated[tuple[WorkloadSettings, ...], StackRequired()] = Field(default_factory=_default_workloads)
     registry: RegistrySettings | None = None
 
     @model_validator(mode="after")
@@ -390,8 +439,8 @@ class KubernetesSettings(StrictModel):
         offered = offered_minors(self.tier)
         if self.version != LATEST and self.version not in offered:
             raise KeyedError(
-                "kubernetes.version",
-                repr(self.version),
+                "version",
+                self.version,
                 f"allowed: {LATEST!r} or a minor LKE {self.tier} offers: {', '.join(offered)} (the exact "
                 "version is resolved from the API at deploy time; the catalog's list is "
                 "components/linode/catalog.py LKE_VERSIONS)",
@@ -402,8 +451,8 @@ class KubernetesSettings(StrictModel):
     def _standard_pool_is_not_autoscaled(self) -> KubernetesSettings:
         if self.tier == "standard" and self.pool.autoscaler is not None:
             raise KeyedError(
-                "kubernetes.pool.autoscaler",
-                f"{{min: {self.pool.autoscaler.min}, max: {self.pool.autoscaler.max}}}",
+                "pool.autoscaler",
+                self.pool.autoscaler.model_dump(),
                 "allowed: no autoscaler on the standard tier: the data firewalls admit each node's "
                 "private address as of the last deploy, so nodes the autoscaler adds could not reach "
                 "the data tier until the next `pulumi up`; use tier enterprise to autoscale",
@@ -412,17 +461,43 @@ class KubernetesSettings(StrictModel):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> KubernetesSettings:
-        names = [w.name for w in self.workloads]
-        if len(set(names)) != len(names):
-            raise ValueError("workload names must be unique")
-        routes = [(w.ingress.host, w.ingress.path) for w in self.workloads if w.ingress]
-        if len(set(routes)) != len(routes):
-            raise ValueError("two workloads claim the same ingress host and path")
+        seen: set[str] = set()
+        for index, workload in enumerate(self.workloads):
+            if workload.name in seen:
+                raise KeyedError(f"workloads.{index}.name", workload.name, "allowed: a name no other workload has")
+            seen.add(workload.name)
+        routes: set[tuple[str, str]] = set()
+        for index, workload in enumerate(self.workloads):
+            if workload.ingress is None:
+                continue
+            route = (workload.ingress.host, workload.ingress.path)
+            if route in routes:
+                raise KeyedError(
+                    f"workloads.{index}.ingress", workload.ingress.model_dump(),
+                    "allowed: a host and path no other workload claims",
+                )
+            routes.add(route)
         if any(w.build for w in self.workloads) and self.registry is None:
-            raise ValueError("a workload with build needs registry (server, username, secure password)")
+            raise KeyedError(
+                "registry",
+                None,
+                "allowed: {server, username} (and the secret registry_password) when a workload has build",
+            )
         if self.namespace.name == self.ingress.namespace:
-            raise ValueError("the application namespace and the ingress namespace must differ")
+            raise KeyedError(
+                "namespace.name",
+                self.namespace.name,
+                f"allowed: a name other than the ingress namespace {self.ingress.namespace!r}",
+            )
         return self
+
+    def secret_keys(self) -> dict[str, str]:
+        """Secret config keys the workloads read, each with the first workload and variable reading it."""
+        keys: dict[str, str] = {}
+        for workload in self.workloads:
+            for name, key in sorted(workload.secret_env.items()):
+                keys.setdefault(key, f"kubernetes.workloads {workload.name} secret_env {name}")
+        return keys
 
     @property
     def data_path(self) -> Literal["vpc", "private-network"]:

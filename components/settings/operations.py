@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import re
 from datetime import time
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from components.settings.common import StrictModel
+from components.linode.catalog import OBJECT_STORAGE_REGIONS
+from components.settings.common import KeyedError, StackRequired, StrictModel
 
 # systemd OnCalendar expressions ("*-*-* 01:30:00", "Sun *-*-* 05:00:00", "*-*-* 00/6:15:00",
 # "daily", "weekly"). A light shape check here; tests/unit/test_backup_schedule.py runs the
@@ -17,6 +18,9 @@ _ON_CALENDAR = re.compile(
     r"^(minutely|hourly|daily|weekly|monthly|"
     r"((Mon|Tue|Wed|Thu|Fri|Sat|Sun)([-,](Mon|Tue|Wed|Thu|Fri|Sat|Sun))* )?"
     r"[0-9*/,.-]+-[0-9*/,.-]+-[0-9*/,.-]+ [0-9*/,.]+:[0-9*/,.]+(:[0-9*/,.]+)?)$"
+)
+_BUCKET_REGION_ALLOWED = (
+    f"allowed: a Linode region with Object Storage: {', '.join(sorted(OBJECT_STORAGE_REGIONS))}"
 )
 _EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 _HHMM = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$")
@@ -48,10 +52,8 @@ class BackupSettings(StrictModel):
     """Logical backups of the data services to Object Storage, plus Linode's own disk backups."""
 
     enabled: bool = True
-    bucket_region: str | None = Field(
-        default=None, min_length=2, description="allowed: an Object Storage region such as eu-central"
-    )
-    retention_days: int = Field(default=7, ge=1, le=3650)
+    bucket_region: str | None = Field(default=None, description=_BUCKET_REGION_ALLOWED)
+    retention_days: Annotated[int, StackRequired(unless_false="enabled")] = Field(default=7, ge=1, le=3650)
     full_schedule: str = "*-*-* 01:15:00"
     # None: no incrementals (each run is a full backup on the full schedule only).
     incremental_schedule: str | None = None
@@ -91,16 +93,28 @@ class BackupSettings(StrictModel):
             raise ValueError(f"one of {', '.join(LINODE_BACKUP_DAYS)}")
         return value
 
+    @field_validator("bucket_region")
+    @classmethod
+    def _bucket_region(cls, value: str | None) -> str | None:
+        if value is not None and value not in OBJECT_STORAGE_REGIONS:
+            raise ValueError(_BUCKET_REGION_ALLOWED)
+        return value
+
     @model_validator(mode="after")
     def _bucket_when_enabled(self) -> BackupSettings:
         if self.enabled and not self.bucket_region:
-            raise ValueError("bucket_region is required when backups are enabled")
+            raise KeyedError("bucket_region", None, f"{_BUCKET_REGION_ALLOWED}; required while enabled is true")
         return self
 
     @model_validator(mode="after")
     def _window_and_day_together(self) -> BackupSettings:
-        if (self.linode_backup_window is None) != (self.linode_backup_day is None):
-            raise ValueError("linode_backup_window and linode_backup_day are set together")
+        if self.linode_backup_window is not None and self.linode_backup_day is None:
+            raise KeyedError("linode_backup_day", None, "allowed: a weekday, set together with linode_backup_window")
+        if self.linode_backup_day is not None and self.linode_backup_window is None:
+            raise KeyedError(
+                "linode_backup_window", None,
+                "allowed: a window W0..W22, set together with linode_backup_day",
+            )
         return self
 
 
@@ -125,7 +139,9 @@ class MaintenanceWindow(StrictModel):
     @model_validator(mode="after")
     def _ordered(self) -> MaintenanceWindow:
         if parse_hhmm(self.start) >= parse_hhmm(self.end):
-            raise ValueError("start must be before end (windows do not cross midnight)")
+            raise KeyedError(
+                "end", self.end, f"allowed: a time after start {self.start} (windows do not cross midnight)"
+            )
         return self
 
     @property
@@ -165,10 +181,16 @@ class AlertThresholds(StrictModel):
         return value
 
 
+_RECEIVER_HELP = {"email_from": "an e-mail address", "smtp_smarthost": "host:port of the SMTP relay"}
+_CHART_VERSION_ALLOWED = "allowed: an exact chart version such as 1.2.3"
+
+
 class ReceiverSettings(StrictModel):
     email_to: tuple[str, ...] = ()
-    email_from: str | None = Field(default=None, pattern=_EMAIL)
-    smtp_smarthost: str | None = Field(default=None, pattern=r"^[A-Za-z0-9.-]+:[0-9]{1,5}$")
+    email_from: str | None = Field(default=None, pattern=_EMAIL, description="allowed: an e-mail address")
+    smtp_smarthost: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9.-]+:[0-9]{1,5}$", description="allowed: host:port of the SMTP relay"
+    )
     smtp_username: str | None = None
     # Secrets never live here: the SMTP password and the webhook URL are the `secure:` keys
     # platform-infra:alert_smtp_password and platform-infra:alert_webhook_url (optional).
@@ -183,8 +205,10 @@ class ReceiverSettings(StrictModel):
 
     @model_validator(mode="after")
     def _email_complete(self) -> ReceiverSettings:
-        if self.email_to and not (self.email_from and self.smtp_smarthost):
-            raise ValueError("email_to needs email_from and smtp_smarthost (host:port)")
+        if self.email_to:
+            for key in ("email_from", "smtp_smarthost"):
+                if not getattr(self, key):
+                    raise KeyedError(key, None, f"allowed: required when email_to is set ({_RECEIVER_HELP[key]})")
         return self
 
 
@@ -193,9 +217,13 @@ class MonitoringSettings(StrictModel):
     # light: one small Prometheus, no Alertmanager replicas, short retention (dev).
     light: bool = False
     namespace: str = "monitoring"
-    kube_prometheus_stack_version: str = Field(default="87.14.0", pattern=r"^[0-9]+\.[0-9]+\.[0-9]+$")
-    retention: str = Field(default="15d", pattern=r"^[0-9]+(h|d|w)$")
-    storage_gi: int = Field(default=20, ge=1, le=1000)
+    kube_prometheus_stack_version: str = Field(
+        default="87.14.0", pattern=r"^[0-9]+\.[0-9]+\.[0-9]+$", description=_CHART_VERSION_ALLOWED
+    )
+    retention: Annotated[str, StackRequired()] = Field(
+        default="15d", pattern=r"^[0-9]+(h|d|w)$", description="allowed: a Prometheus retention such as 15d, 2w or 72h"
+    )
+    storage_gi: Annotated[int, StackRequired()] = Field(default=20, ge=1, le=1000)
     alerts: AlertThresholds = AlertThresholds()
     receivers: ReceiverSettings = ReceiverSettings()
 
@@ -203,16 +231,22 @@ class MonitoringSettings(StrictModel):
 class LoggingSettings(StrictModel):
     enabled: bool = True
     namespace: str = "logging"
-    loki_chart_version: str = Field(default="6.29.0", pattern=r"^[0-9]+\.[0-9]+\.[0-9]+$")
-    alloy_chart_version: str = Field(default="1.0.3", pattern=r"^[0-9]+\.[0-9]+\.[0-9]+$")
-    retention_hours: int = Field(default=168, ge=24, le=24 * 400)
-    storage_gi: int = Field(default=10, ge=1, le=1000)
+    loki_chart_version: str = Field(
+        default="6.29.0", pattern=r"^[0-9]+\.[0-9]+\.[0-9]+$", description=_CHART_VERSION_ALLOWED
+    )
+    alloy_chart_version: str = Field(
+        default="1.0.3", pattern=r"^[0-9]+\.[0-9]+\.[0-9]+$", description=_CHART_VERSION_ALLOWED
+    )
+    retention_hours: Annotated[int, StackRequired()] = Field(default=168, ge=24, le=24 * 400)
+    storage_gi: Annotated[int, StackRequired()] = Field(default=10, ge=1, le=1000)
     # Host name (served by the cluster's ingress) where the data VMs push their journals.
-    vm_push_host: str | None = Field(default=None, pattern=r"^[a-z0-9.-]+$")
+    vm_push_host: str | None = Field(
+        default=None, pattern=r"^[a-z0-9.-]+$", description="allowed: a lowercase DNS name such as logs.example.org"
+    )
 
 
 class OperationsSettings(StrictModel):
-    backups: BackupSettings
-    maintenance: MaintenanceSettings
-    monitoring: MonitoringSettings = MonitoringSettings()
-    logging: LoggingSettings = LoggingSettings()
+    backups: BackupSettings = Field(description="allowed: {enabled, bucket_region, retention_days, schedules...}")
+    maintenance: MaintenanceSettings = Field(description="allowed: {window: {kind, start, end}}")
+    monitoring: Annotated[MonitoringSettings, StackRequired()] = MonitoringSettings()
+    logging: Annotated[LoggingSettings, StackRequired()] = LoggingSettings()

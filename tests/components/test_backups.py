@@ -26,7 +26,7 @@ from components.operations.schedules import backup_node_index
 from components.settings import SettingsError, StackSettings, load_settings
 from components.settings.operations import BackupSettings
 from tests.helpers import STACKS, settings_of
-from tools.offline import is_secret, resolve, run_component, stack_config
+from tools.offline import is_secret, resolve, run_component, stack_values
 
 SETTINGS = BackupSettings(bucket_region="eu-central", retention_days=30)
 
@@ -225,8 +225,7 @@ def test_the_configured_backup_window_is_set_on_every_data_vm(stack: str) -> Non
 
 @pytest.mark.parametrize("stack", _with_linode_backup_window())
 def test_backup_window_without_the_backup_service_is_a_config_error(stack: str) -> None:
-    config, _ = stack_config(stack)
-    values = {key.split(":", 1)[1]: value for key, value in config.items() if key.startswith("platform-infra:")}
+    values = stack_values(stack)
     data = json.loads(values["data"])
     values["data"] = json.dumps({**data, "backups_enabled": False})
     with pytest.raises(SettingsError, match=r"operations.backups.linode_backup_window.*data.backups_enabled"):

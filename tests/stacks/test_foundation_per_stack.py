@@ -166,9 +166,9 @@ def test_missing_linode_token_stops_every_stack_before_any_resource(stack: str) 
         with pytest.raises(pulumi.RunError) as caught:
             load_stack_config()
     assert str(caught.value) == (
-        f"invalid stack config for {stack}:\nlinode:token: missing; "
-        "the LKE cluster's provider (api_version v4beta) reads it: "
-        "set it with `pulumi config set --secret linode:token <value>`"
+        f"invalid stack config for {stack}:\nlinode:token: missing; allowed: a secret, needed because the LKE "
+        "cluster's provider (api_version v4beta) reads it; set it with "
+        "`pulumi config set --secret linode:token <value>`"
     )
     assert monitor.records == []
 
@@ -188,8 +188,8 @@ def test_built_workload_needs_the_registry_password(stack: str) -> None:
     values["kubernetes"] = json.dumps(kubernetes)
     settings = load_settings("platform-infra", stack, values)
     assert missing_secrets(settings, {"linode:token"}) == [
-        "platform-infra:registry_password: missing; a workload is built and pushed to the registry: "
-        "set it with `pulumi config set --secret platform-infra:registry_password <value>`"
+        "platform-infra:registry_password: missing; allowed: a secret, needed because a workload is built and "
+        "pushed to the registry; set it with `pulumi config set --secret platform-infra:registry_password <value>`"
     ]
     assert missing_secrets(settings, {"registry_password", "linode:token"}) == []
 
