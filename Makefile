@@ -7,7 +7,7 @@ FORMAT ?= text
 APT_PACKAGES := $(shell grep -v '^\#' .ci/apt-packages.txt)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup setup-tools system-packages preview preview-all lint typecheck unit integration test clean
+.PHONY: setup setup-tools system-packages preview preview-all lint typecheck unit integration system test clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	python3.11 -m venv $(VENV) 2>/dev/null || python3 -m venv $(VENV)
@@ -54,15 +54,21 @@ typecheck: setup
 	$(VENV)/bin/mypy .
 
 unit: setup-tools system-packages
-	$(VENV)/bin/pytest -q -n 2 -m "not integration" tests
+	$(VENV)/bin/pytest -q -n 2 -m "not integration and not system" tests
 
 integration: setup system-packages
 	$(VENV)/bin/pytest -q -m integration tests/integration
 
+# The VMs' whole user data booted in Debian system containers (tests/system/README.md). Needs
+# root; the Debian root is cached under /var/cache/platform-infra between runs.
+system: setup system-packages
+	$(VENV)/bin/pytest -q -m system tests/system
+
 # Everything CI runs: lint, types, then every test (integration ones start real servers).
 test: lint typecheck setup-tools system-packages
-	$(VENV)/bin/pytest -q -n 2 -m "not integration" tests
+	$(VENV)/bin/pytest -q -n 2 -m "not integration and not system" tests
 	$(VENV)/bin/pytest -q -m integration tests/integration
+	$(VENV)/bin/pytest -q -m system tests/system
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -22,6 +22,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tests.harness import ROOT, ResourceRecord, mocked_runtime, stack_config, unwrap_secret
 
+STACKS = ("dev", "staging", "prod")
 INSTANCE = "linode:index/instance:Instance"
 FIREWALL = "linode:index/firewall:Firewall"
 
@@ -65,9 +66,7 @@ def _key_usage(uses: list[str]) -> tuple[x509.KeyUsage, list[x509.ObjectIdentifi
     return usage, ekus
 
 
-def _sign(
-    builder: x509.CertificateBuilder, inputs: dict[str, Any], signer: ec.EllipticCurvePrivateKey
-) -> str:
+def _sign(builder: x509.CertificateBuilder, inputs: dict[str, Any], signer: ec.EllipticCurvePrivateKey) -> str:
     now = dt.datetime.now(dt.UTC)
     hours = int(inputs.get("validityPeriodHours") or 24 * 365)
     usage, ekus = _key_usage(list(inputs.get("allowedUses") or []))
@@ -91,9 +90,11 @@ def real_tls_outputs(type_: str, name: str, inputs: dict[str, Any]) -> dict[str,
     if type_ == "tls:index/privateKey:PrivateKey":
         key = ec.generate_private_key(ec.SECP256R1())
         pem = _pem_key(key)
-        public = key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        ).decode()
+        public = (
+            key.public_key()
+            .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+            .decode()
+        )
         return {"private_key_pem": pem, "public_key_pem": public, "private_key_pem_pkcs8": pem}
     if type_ == "tls:index/certRequest:CertRequest":
         key = serialization.load_pem_private_key(_plain(inputs["privateKeyPem"]).encode(), None)
@@ -218,11 +219,7 @@ def _vpc_interface(record: ResourceRecord, subnets: dict[str, str]) -> tuple[str
 def stack_vms(stack: str) -> dict[str, Vm]:
     """Every Linode instance of the stack, with its user data and its Cloud Firewall rules."""
     records = run_program_with_real_tls(stack)
-    subnets = {
-        r.id: r.inputs.get("ipv4")
-        for r in records
-        if r.type == "linode:index/vpcSubnet:VpcSubnet"
-    }
+    subnets = {r.id: r.inputs.get("ipv4") for r in records if r.type == "linode:index/vpcSubnet:VpcSubnet"}
     vms: dict[str, Vm] = {}
     by_id: dict[str, Vm] = {}
     for record in records:
@@ -250,9 +247,7 @@ def stack_vms(stack: str) -> dict[str, Vm]:
         if record.type != FIREWALL:
             continue
         members = [by_id[_id(i)] for i in record.inputs.get("linodes") or [] if _id(i) in by_id]
-        members += [
-            v for k, v in by_id.items() if k.startswith(f"fw-member:{record.id}:") and v not in members
-        ]
+        members += [v for k, v in by_id.items() if k.startswith(f"fw-member:{record.id}:") and v not in members]
         rules = [
             InboundRule(
                 label=rule.get("label", ""),

@@ -1,0 +1,215 @@
+"""What the system layer asserts about a booted VM, and the boot driver the tests share."""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import json
+import re
+import subprocess
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from tests.system.machine import Container, Lan, firewall_ruleset, sh
+from tests.system.program import STACKS, Vm, stack_vms
+from tests.system.rootfs import debian_root
+
+# Timings measured by this run (printed at the end of the session and written to RUN_DIR).
+TIMINGS: dict[str, float] = {}
+
+
+def enabled_units(user_data: str) -> list[str]:
+    """Units the user data enables or (re)starts in runcmd: each must be active after boot."""
+    doc = yaml.safe_load(user_data)
+    units: list[str] = []
+    for command in doc.get("runcmd") or []:
+        if not isinstance(command, list) or not command or command[0] != "systemctl":
+            continue
+        verb, *rest = command[1:]
+        if verb in ("enable", "start", "restart"):
+            if verb == "enable" and "--now" not in rest:
+                continue  # enabled for the next boot only
+            units += [u for u in rest if not u.startswith("-")]
+    for script in _setup_scripts(doc):
+        for _verb, unit in re.findall(r"^\s*systemctl (start|restart) ([\w@.-]+)\s*$", script, re.M):
+            units.append(unit)
+    return list(dict.fromkeys(units))
+
+
+def _setup_scripts(doc: dict) -> list[str]:  # type: ignore[type-arg]
+    return [
+        f["content"]
+        for f in doc.get("write_files") or []
+        if str(f.get("path", "")).startswith("/usr/local/lib/platform/") and f["path"].endswith("-setup.sh")
+    ]
+
+
+@dataclass
+class CloudInitReport:
+    status: str
+    errors: list[str]
+    warnings: list[str]
+    long: str
+
+
+def cloud_init_report(container: Container) -> CloudInitReport:
+    long = container.run("cloud-init status --long", check=False).stdout
+    status = re.search(r"^status: (\S+)", long, re.M)
+    result = json.loads(container.run("cat /run/cloud-init/result.json").stdout)
+    errors = list(result.get("v1", {}).get("errors", []))
+    state = json.loads(container.run("cat /run/cloud-init/status.json").stdout)
+    for stage, info in (state.get("v1") or {}).items():
+        if isinstance(info, dict):
+            errors += [f"{stage}: {e}" for e in info.get("errors") or []]
+    log = container.run("cat /var/log/cloud-init.log", check=False).stdout
+    warnings = [line for line in log.splitlines() if " - WARNING" in line or "[WARNING]" in line]
+    output = container.run("cat /var/log/cloud-init-output.log", check=False).stdout
+    failed_scripts = [line for line in output.splitlines() if "Failed to run module" in line]
+    return CloudInitReport(status.group(1) if status else "unknown", errors + failed_scripts, warnings, long)
+
+
+def inactive_units(container: Container, units: Sequence[str]) -> dict[str, str]:
+    states = {}
+    for unit in units:
+        state = container.run(f"systemctl is-active {unit}", check=False).stdout.strip()
+        if state != "active":
+            states[unit] = state
+    return states
+
+
+def failed_units(container: Container) -> list[str]:
+    out = container.run("systemctl --failed --no-legend --plain", check=False).stdout
+    return [line.split()[0] for line in out.splitlines() if line.strip()]
+
+
+def tcp_open(netns: str, host: str, port: int, timeout: float = 3) -> bool:
+    """Does a TCP connection from `netns` to host:port complete?"""
+    code = subprocess.run(
+        ["ip", "netns", "exec", netns, "timeout", str(timeout), "bash", "-c", f"</dev/tcp/{host}/{port}"],
+        capture_output=True,
+    ).returncode
+    return code == 0
+
+
+# --- the boot driver -----------------------------------------------------------------------------
+
+
+def _first_host(cidr: str, offset: int = 100) -> str:
+    network = ipaddress.ip_network(cidr)
+    if network.num_addresses == 1:
+        return str(network.network_address)
+    return str(network.network_address + min(offset, network.num_addresses - 2))
+
+
+def client_sources(vms: Sequence[Vm]) -> dict[str, str]:
+    """Addresses the client namespace takes: one per kind of source the firewalls admit."""
+    sources: dict[str, str] = {}
+    for vm in vms:
+        for rule in vm.inbound:
+            for cidr in rule.ipv4:
+                if rule.label.endswith("-from-app") or rule.label.endswith("-metrics"):
+                    sources.setdefault("app", _first_host(cidr))
+                elif rule.label.endswith("-from-admins"):
+                    sources.setdefault("admin", _first_host(cidr, 0))
+    return sources
+
+
+def _external_routes(vms: Sequence[Vm]) -> list[str]:
+    cidrs = {f"{v.address}/{v.prefix}" for v in vms}
+    cidrs = {str(ipaddress.ip_interface(c).network) for c in cidrs}
+    for vm in vms:
+        if vm.private_address:
+            cidrs.add("192.168.128.0/17")
+        for rule in vm.inbound:
+            cidrs.update(rule.ipv4)
+    # Only networks: a rule that names a VM's own /32 is covered by its subnet already.
+    nets = sorted({ipaddress.ip_network(c) for c in cidrs}, key=lambda n: n.prefixlen)
+    kept: list[ipaddress.IPv4Network] = []
+    for net in nets:
+        if not any(net.subnet_of(k) for k in kept):  # type: ignore[arg-type]
+            kept.append(net)  # type: ignore[arg-type]
+    return [str(n) for n in kept]
+
+
+@dataclass
+class Fleet:
+    """Some VMs of one stack, booted as containers on one private network."""
+
+    name: str
+    vms: list[Vm]
+    root: Path
+    lan: Lan = field(init=False)
+    containers: dict[str, Container] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.lan = Lan(prefix=self.name, routes=_external_routes(self.vms))
+
+    def up(self) -> None:
+        self.sources = client_sources(self.vms)
+        self.lan.up(list(self.sources.values()))
+        for index, vm in enumerate(self.vms):
+            netns = f"{self.name}-{index}"
+            self.lan._add_ns(netns)
+            addresses = [f"{vm.address}/{vm.prefix}"]
+            if vm.private_address:
+                addresses.append(f"{vm.private_address}/17")
+            self.lan.attach(netns, "eth1", addresses)
+            sh("ip", "netns", "exec", netns, "nft", "-f", "-", input=firewall_ruleset(vm.inbound, vm.inbound_policy))
+            container = Container(vm=vm, netns=netns, root=self.root, private_address=vm.private_address)
+            container.prepare()
+            self.containers[vm.label] = container
+
+    def boot(self, labels: Sequence[str], wait: bool = True) -> dict[str, float]:
+        """Start these VMs at once; with `wait`, return each one's seconds to cloud-init done."""
+        for label in labels:
+            self.containers[label].start()
+        if not wait:
+            return {}
+        with ThreadPoolExecutor(max_workers=max(1, len(labels))) as pool:
+            waits = pool.map(lambda label: self.containers[label].wait_for_cloud_init(), labels)
+            seconds = dict(zip(labels, waits, strict=True))
+        for label, value in seconds.items():
+            TIMINGS[f"{self.name}: {label} start -> cloud-init finished"] = value
+        return seconds
+
+    def down(self) -> None:
+        for container in self.containers.values():
+            with contextlib.suppress(Exception):
+                container.cleanup()
+        self.lan.down()
+
+    def __getitem__(self, label: str) -> Container:
+        return self.containers[label]
+
+
+def packages_of_release(release: str) -> set[str]:
+    """Every package any stack's user data asks for on this release: one cached root for all."""
+    return {
+        package
+        for stack in STACKS
+        for vm in stack_vms(stack).values()
+        if vm.release == release
+        for package in yaml.safe_load(vm.user_data).get("packages") or []
+    }
+
+
+@contextlib.contextmanager
+def fleet(name: str, vms: Sequence[Vm]) -> Iterator[Fleet]:
+    releases = {vm.release for vm in vms}
+    assert len(releases) == 1, releases
+    release = releases.pop()
+    started = time.monotonic()
+    root = debian_root(release, packages_of_release(release))
+    TIMINGS.setdefault("root (build or cache hit)", time.monotonic() - started)
+    group = Fleet(name=name, vms=list(vms), root=root)
+    try:
+        group.up()
+        yield group
+    finally:
+        group.down()
