@@ -9,13 +9,12 @@ import re
 import subprocess
 import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
-from tests.system.machine import Container, Lan, firewall_ruleset, sh
+from tests.system.machine import Container, Lan, dropped_tcp, firewall_ruleset, sh
 from tests.system.program import STACKS, Vm, stack_vms
 from tests.system.rootfs import debian_root
 
@@ -87,13 +86,44 @@ def failed_units(container: Container) -> list[str]:
     return [line.split()[0] for line in out.splitlines() if line.strip()]
 
 
-def tcp_open(netns: str, host: str, port: int, timeout: float = 3) -> bool:
-    """Does a TCP connection from `netns` to host:port complete?"""
+_CONNECT = """
+import socket, sys
+s = socket.socket()
+s.settimeout(float(sys.argv[4]))
+if sys.argv[1]:
+    s.bind((sys.argv[1], 0))
+try:
+    s.connect((sys.argv[2], int(sys.argv[3])))
+except OSError:
+    sys.exit(1)
+"""
+
+
+def tcp_open(netns: str, host: str, port: int, timeout: float = 3, source: str = "") -> bool:
+    """Does a TCP connection from `netns` (from `source`, if given) to host:port complete?"""
     code = subprocess.run(
-        ["ip", "netns", "exec", netns, "timeout", str(timeout), "bash", "-c", f"</dev/tcp/{host}/{port}"],
+        ["ip", "netns", "exec", netns, "python3", "-c", _CONNECT, source, host, str(port), str(timeout)],
         capture_output=True,
+        timeout=timeout + 10,
     ).returncode
     return code == 0
+
+
+def scrape(netns: str, host: str, port: int, source: str, path: str = "/metrics") -> str:
+    """An exporter's metrics as Prometheus in the app subnet would fetch them."""
+    return sh(
+        "ip",
+        "netns",
+        "exec",
+        netns,
+        "curl",
+        "-sS",
+        "--max-time",
+        "10",
+        "--interface",
+        source,
+        f"http://{host}:{port}{path}",
+    )
 
 
 # --- the boot driver -----------------------------------------------------------------------------
@@ -115,7 +145,7 @@ def client_sources(vms: Sequence[Vm]) -> dict[str, str]:
                 if rule.label.endswith("-from-app") or rule.label.endswith("-metrics"):
                     sources.setdefault("app", _first_host(cidr))
                 elif rule.label.endswith("-from-admins"):
-                    sources.setdefault("admin", _first_host(cidr, 0))
+                    sources.setdefault("admin", _first_host(cidr, 10))
     return sources
 
 
@@ -146,6 +176,7 @@ class Fleet:
     lan: Lan = field(init=False)
     containers: dict[str, Container] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)
+    cloud_init_seconds: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.lan = Lan(prefix=self.name, routes=_external_routes(self.vms))
@@ -165,18 +196,48 @@ class Fleet:
             container.prepare()
             self.containers[vm.label] = container
 
-    def boot(self, labels: Sequence[str], wait: bool = True) -> dict[str, float]:
-        """Start these VMs at once; with `wait`, return each one's seconds to cloud-init done."""
+    def start(self, labels: Sequence[str]) -> None:
         for label in labels:
             self.containers[label].start()
-        if not wait:
-            return {}
-        with ThreadPoolExecutor(max_workers=max(1, len(labels))) as pool:
-            waits = pool.map(lambda label: self.containers[label].wait_for_cloud_init(), labels)
-            seconds = dict(zip(labels, waits, strict=True))
-        for label, value in seconds.items():
-            TIMINGS[f"{self.name}: {label} start -> cloud-init finished"] = value
-        return seconds
+
+    def wait(self, labels: Sequence[str], deadline: float, give_up_after: float = 90) -> dict[str, float | None]:
+        """Seconds from start to cloud-init finished per VM; None if not by `deadline` (monotonic)
+        or if its peers' traffic has been dropped by its cluster's firewalls for `give_up_after`
+        seconds (the evidence is then in `peer_drops`, no need to sit out a 15-minute retry loop)."""
+        pending = list(labels)
+        first_drop: dict[str, float] = {}
+        while pending and time.monotonic() < deadline:
+            for label in list(pending):
+                container = self.containers[label]
+                if container.finished():
+                    seconds = time.monotonic() - container.started_at
+                    self.cloud_init_seconds[label] = seconds
+                    TIMINGS[f"{self.name}: {label} start -> cloud-init finished"] = seconds
+                    pending.remove(label)
+                elif self.peer_drops(label):
+                    first_drop.setdefault(label, time.monotonic())
+                    if time.monotonic() - first_drop[label] > give_up_after:
+                        pending.remove(label)
+            time.sleep(3)
+        return {label: self.cloud_init_seconds.get(label) for label in labels}
+
+    def boot(self, labels: Sequence[str], timeout: float = 900) -> dict[str, float | None]:
+        """Start these VMs at once and wait for their cloud-init."""
+        self.start(labels)
+        return self.wait(labels, time.monotonic() + timeout)
+
+    def cluster_of(self, label: str) -> list[Vm]:
+        role = self.containers[label].vm.role
+        return [c.vm for c in self.containers.values() if c.vm.role == role]
+
+    def peer_drops(self, label: str) -> set[tuple[str, str, int]]:
+        """(peer, this VM, port) of traffic between this VM's cluster peers its firewall dropped."""
+        peers = {vm.address: vm.label for vm in self.cluster_of(label)}
+        for vm in self.cluster_of(label):
+            if vm.private_address:
+                peers[vm.private_address] = vm.label
+        container = self.containers[label]
+        return {(peers[source], label, port) for source, port in dropped_tcp(container.netns) if source in peers}
 
     def down(self) -> None:
         for container in self.containers.values():

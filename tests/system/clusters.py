@@ -5,40 +5,9 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
-from tests.system.checks import Fleet
 from tests.system.machine import Container
-
-ORDERS = ("first", "last", "together")  # node 0 boots first / last / all VMs at the same moment
-
-
-def boot_in_order(group: Fleet, labels: Sequence[str], order: str) -> None:
-    """Boot a cluster's VMs with node 0 first, last, or together; wait for every cloud-init."""
-    first, rest = labels[0], list(labels[1:])
-    if order == "together":
-        group.boot(labels)
-    elif order == "first":
-        group.boot([first])
-        group.boot(rest)
-    elif order == "last":
-        group.boot(rest, wait=False)
-        # Node 0 comes up while its peers already run their setup scripts (Linode gives no order).
-        for label in rest:
-            wait_until(lambda c=group[label]: _setup_running_or_done(c), 900, f"{label} setup started")
-        group.boot([first])
-        for label in rest:
-            group[label].wait_for_cloud_init()
-    else:
-        raise ValueError(order)
-
-
-def _setup_running_or_done(container: Container) -> bool:
-    probe = container.run(
-        "pgrep -f '/usr/local/lib/platform/.*-setup.sh' >/dev/null || test -e /run/cloud-init/result.json",
-        check=False,
-    )
-    return probe.returncode == 0
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, what: str, interval: float = 2) -> float:

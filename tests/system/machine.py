@@ -64,6 +64,10 @@ def firewall_ruleset(rules: Sequence[InboundRule], policy: str = "DROP") -> str:
     """The inbound rules of the VM's Cloud Firewall(s), as an nftables table for its namespace."""
     lines = [
         "table inet linode_cloud_firewall {",
+        # Every dropped (source, port): the evidence when a port the firewall drops breaks something.
+        "  set dropped_tcp {",
+        "    type ipv4_addr . inet_service; flags dynamic, timeout; timeout 1h;",
+        "  }",
         "  chain inbound {",
         f"    type filter hook input priority 0; policy {policy.lower()};",
         '    iifname "lo" accept',
@@ -81,8 +85,12 @@ def firewall_ruleset(rules: Sequence[InboundRule], policy: str = "DROP") -> str:
         else:
             raise ValueError(f"protocol {rule.protocol} of rule {rule.label}")
         lines.append(f'    {sources} {match} accept comment "{rule.label}"')
-    # Counted drops: the evidence when a port the firewall drops breaks something.
-    lines += ['    counter comment "dropped-by-cloud-firewall"', "  }", "}"]
+    lines += [
+        "    meta l4proto tcp update @dropped_tcp { ip saddr . tcp dport }",
+        '    counter comment "dropped-by-cloud-firewall"',
+        "  }",
+        "}",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -95,6 +103,19 @@ def dropped_packets(netns: str) -> int:
                 if "counter" in expr:
                     return int(expr["counter"]["packets"])
     return 0
+
+
+def dropped_tcp(netns: str) -> set[tuple[str, int]]:
+    """(source address, destination port) of every TCP packet the firewall dropped."""
+    text = ns(netns, "nft", "-j", "list", "set", "inet", "linode_cloud_firewall", "dropped_tcp")
+    found: set[tuple[str, int]] = set()
+    for item in json.loads(text)["nftables"]:
+        for element in (item.get("set") or {}).get("elem") or []:
+            value = element.get("elem", {}).get("val", element) if isinstance(element, dict) else element
+            concat = value.get("concat") if isinstance(value, dict) else None
+            if concat:
+                found.add((str(concat[0]), int(concat[1])))
+    return found
 
 
 # --- the network -----------------------------------------------------------------------------
@@ -239,18 +260,29 @@ class Container:
             raise RuntimeError(f"{self.machine}: {command} -> {result.returncode}\n{result.stdout}\n{result.stderr}")
         return result
 
+    def finished(self) -> bool:
+        """Has cloud-init finished (done or error)? Raises if the container stopped."""
+        if self.process is not None and self.process.poll() is not None:
+            raise RuntimeError(f"{self.machine}: container stopped: {self.console()[-3000:]}")
+        try:
+            return self.run("test -e /run/cloud-init/result.json", check=False, timeout=20).returncode == 0
+        except (RuntimeError, TimeoutError, subprocess.TimeoutExpired):
+            return False
+
+    def setup_started(self) -> bool:
+        """Is a role setup script of the user data running (or cloud-init already finished)?"""
+        probe = self.run(
+            "pgrep -f '/usr/local/lib/platform/.*-setup.sh' >/dev/null || test -e /run/cloud-init/result.json",
+            check=False,
+        )
+        return probe.returncode == 0
+
     def wait_for_cloud_init(self, timeout: float = 900) -> float:
         """Seconds from container start until cloud-init finished (done or error)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.process is not None and self.process.poll() is not None:
-                raise RuntimeError(f"{self.machine}: container stopped: {self.console()[-3000:]}")
-            try:
-                result = self.run("test -e /run/cloud-init/result.json", check=False, timeout=20)
-                if result.returncode == 0:
-                    return time.monotonic() - self.started_at
-            except (RuntimeError, TimeoutError, subprocess.TimeoutExpired):
-                pass
+            if self.finished():
+                return time.monotonic() - self.started_at
             time.sleep(2)
         raise TimeoutError(f"{self.machine}: cloud-init not finished after {timeout}s")
 

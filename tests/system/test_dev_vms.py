@@ -14,6 +14,7 @@ from tests.system.checks import (
     failed_units,
     fleet,
     inactive_units,
+    scrape,
     tcp_open,
 )
 from tests.system.program import stack_vms
@@ -59,12 +60,48 @@ def test_every_unit_the_user_data_starts_is_active(dev: Fleet, label: str) -> No
 
 def test_bastion_takes_ssh_from_the_admins_only(dev: Fleet) -> None:
     bastion = dev["platform-infra-dev-bastion-0"]
-    assert tcp_open(dev.lan.client, bastion.vm.address, 22), "ssh from the admins' address is refused"
+    assert tcp_open(dev.lan.client, bastion.vm.address, 22, source=dev.sources["admin"])
+    assert not tcp_open(dev.lan.client, bastion.vm.address, 22, timeout=2, source=dev.sources["app"])
 
 
 def test_data_vm_ssh_is_closed_to_everyone_but_the_bastion(dev: Fleet) -> None:
     mariadb = dev["platform-infra-dev-mariadb-0"]
-    assert not tcp_open(dev.lan.client, mariadb.vm.address, 22, timeout=2)
+    assert not tcp_open(dev.lan.client, mariadb.vm.address, 22, timeout=2, source=dev.sources["admin"])
+    assert not tcp_open(dev.lan.client, mariadb.vm.address, 22, timeout=2, source=dev.sources["app"])
     bastion = dev["platform-infra-dev-bastion-0"]
     probe = bastion.run(f"timeout 3 bash -c '</dev/tcp/{mariadb.vm.address}/22'", check=False)
     assert probe.returncode == 0, "the bastion cannot reach the data VM's ssh"
+
+
+def _address_for_app(vm_private: str | None, vm_address: str) -> str:
+    # dev and staging pods reach the data VMs over Linode's private network, prod's over the VPC.
+    return vm_private or vm_address
+
+
+EXPORTERS = [
+    ("platform-infra-dev-mariadb-0", 9100, "node_systemd_unit_state", None),
+    ("platform-infra-dev-mariadb-0", 9104, "mysql_up 1", None),
+    ("platform-infra-dev-redis-0", 9100, "node_systemd_unit_state", None),
+    (
+        "platform-infra-dev-redis-0",
+        9121,
+        "redis_up 1",
+        "components/exporters.py: prometheus-redis-exporter gets -redis.addr=redis://127.0.0.1:6379, "
+        "but redis.conf binds only the VPC/private address: redis_up 0",
+    ),
+    ("platform-infra-dev-rabbitmq-0", 9100, "node_systemd_unit_state", None),
+    ("platform-infra-dev-rabbitmq-0", 15692, "rabbitmq_identity_info", None),
+]
+
+
+@pytest.mark.parametrize(
+    ("label", "port", "expected"),
+    [
+        pytest.param(label, port, expected, marks=[pytest.mark.xfail(strict=True, reason=reason)] if reason else [])
+        for label, port, expected, reason in EXPORTERS
+    ],
+)
+def test_exporter_answers_from_the_app_side_with_real_metrics(dev: Fleet, label: str, port: int, expected: str) -> None:
+    vm = dev[label].vm
+    text = scrape(dev.lan.client, _address_for_app(vm.private_address, vm.address), port, dev.sources["app"])
+    assert expected in text, text[-2000:]
