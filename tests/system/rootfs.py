@@ -38,7 +38,7 @@ from pathlib import Path
 
 ROOTFS_CACHE = Path(os.environ.get("PLATFORM_INFRA_ROOTFS_CACHE", "/var/cache/platform-infra"))
 MIRROR = os.environ.get("PLATFORM_INFRA_DEBIAN_MIRROR", "http://deb.debian.org/debian")
-LAYER_VERSION = "4"  # bump when the way the root is built changes
+LAYER_VERSION = "5"  # bump when the way the root is built changes
 REPO_IN_ROOT = "/srv/platform-infra-apt"
 
 # What a fresh Linode Debian image has and cloud-init needs (Linode's image is a standard
@@ -92,6 +92,46 @@ ALLOY_BIN = """\
 [ "$1" = run ] && [ -r "$2" ] || { echo "alloy stand-in: usage: alloy run CONFIG" >&2; exit 2; }
 exec sleep infinity
 """
+
+
+# The kernel is the host's: a container cannot set sysctls that are not per namespace, and
+# `sysctl --system` (Debian's own defaults, and user data that adds /etc/sysctl.d files) fails with
+# "permission denied". Early in boot, each such key gets a container-local file over it that
+# starts with the host's value, so writes succeed and tests can read what the VM asked for.
+SHIMMED_SYSCTLS = (
+    "kernel/pid_max",
+    "vm/overcommit_memory",
+    "fs/protected_fifos",
+    "fs/protected_hardlinks",
+    "fs/protected_regular",
+    "fs/protected_symlinks",
+)
+SYSCTL_SHIM_SERVICE = """\
+[Unit]
+Description=platform-infra system layer: container-local files over host-wide sysctls
+DefaultDependencies=no
+Before=systemd-sysctl.service sysinit.target
+ConditionVirtualization=container
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/local/sbin/platform-infra-sysctl-shim
+
+[Install]
+WantedBy=sysinit.target
+"""
+SYSCTL_SHIM = (
+    "#!/bin/sh\n"
+    "# platform-infra system layer (tests/system/rootfs.py): see SHIMMED_SYSCTLS.\n"
+    "set -e\n"
+    "mkdir -p /run/sysctl-shim\n"
+    "for key in " + " ".join(SHIMMED_SYSCTLS) + "; do\n"
+    '  file=/run/sysctl-shim/$(echo "$key" | tr / .)\n'
+    '  cat "/proc/sys/$key" > "$file"\n'
+    '  mount --bind "$file" "/proc/sys/$key"\n'
+    "done\n"
+)
 
 
 def _run(*cmd: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
@@ -183,6 +223,11 @@ def _build(target: Path, release: str, packages: list[str]) -> None:
     for key in (target / "etc/ssh").glob("ssh_host_*"):
         key.unlink()
     (target / "etc/hostname").write_text("localhost\n")
+    shim = target / "usr/local/sbin/platform-infra-sysctl-shim"
+    shim.write_text(SYSCTL_SHIM)
+    shim.chmod(0o755)
+    (target / "etc/systemd/system/platform-infra-sysctl-shim.service").write_text(SYSCTL_SHIM_SERVICE)
+    _chroot(target, "systemctl", "enable", "platform-infra-sysctl-shim.service")
     # The console getty only adds noise to a container that nobody logs into on its console.
     _chroot(target, "systemctl", "mask", "console-getty.service")
 
