@@ -290,6 +290,10 @@ class Container:
         path = self.workdir / "console.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
+    def poweroff(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.kill(self.leader(), signal.SIGRTMIN + 4)  # systemd: poweroff
+
     def stop(self, timeout: float = 60) -> None:
         """Power off (as `linode shutdown` would): systemd stops the services, the container exits."""
         if self.process is None or self.process.poll() is not None:

@@ -10,17 +10,20 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import ipaddress
+import json
 import runpy
+import tempfile
 from dataclasses import dataclass, field
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from tests.harness import ROOT, ResourceRecord, mocked_runtime, stack_config, unwrap_secret
+from tests.harness import PROJECT, ROOT, ResourceRecord, mocked_runtime, stack_config, unwrap_secret
 
 STACKS = ("dev", "staging", "prod")
 INSTANCE = "linode:index/instance:Instance"
@@ -143,12 +146,32 @@ def real_tls_outputs(type_: str, name: str, inputs: dict[str, Any]) -> dict[str,
 # --- the program run -----------------------------------------------------------------------------
 
 
+@cache
+def layer_ssh_key() -> tuple[Path, str]:
+    """A throw-away ed25519 key pair for this test process: (private key file, public key line)."""
+    key = ed25519.Ed25519PrivateKey.generate()
+    directory = Path(tempfile.mkdtemp(prefix="platform-infra-ssh-"))
+    private = directory / "id_ed25519"
+    private.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption())
+    )
+    private.chmod(0o600)
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    return private, public.decode() + " system-layer-test"
+
+
 def run_program_with_real_tls(stack: str) -> list[ResourceRecord]:
-    """`tests.harness.run_program(stack)` with the real-TLS hook (a copy of its run loop)."""
+    """`tests.harness.run_program(stack)` with the real-TLS hook (a copy of its run loop).
+
+    The one config change: a test SSH key is appended to the stack's `ssh_keys`, so the layer
+    can log in through the bastion as the operators do.
+    """
     from pulumi.runtime.stack import run_pulumi_func
     from pulumi.runtime.sync_await import _sync_await
 
     config, secret_keys = stack_config(stack)
+    key = f"{PROJECT}:ssh_keys"
+    config[key] = json.dumps([*json.loads(config[key]), layer_ssh_key()[1]])
     with mocked_runtime(stack, config, secret_keys, extra_outputs=real_tls_outputs) as monitor:
 
         def program() -> None:

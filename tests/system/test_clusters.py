@@ -117,7 +117,7 @@ def booted(request: pytest.FixtureRequest) -> Iterator[tuple[StackBoot, Fleet]]:
         yield boot, group
 
 
-def _healthy(role: str, stack: str, group: Fleet, labels: list[str]) -> bool:
+def _healthy(role: str, group: Fleet, labels: list[str]) -> bool:
     nodes = [group[label] for label in labels]
     if role == "mariadb" and len(nodes) >= 3:
         return all(
@@ -150,7 +150,15 @@ def test_cluster_boots_and_forms(booted: tuple[StackBoot, Fleet], role: str, req
     labels = boot.labels(role)
     drops = set().union(*(group.peer_drops(label) for label in labels))
     assert drops == set(), f"the Cloud Firewall dropped the cluster's own traffic (peer, vm, port): {sorted(drops)}"
-    problems = {}
+    healthy: str | None = None
+    try:
+        wait_until(lambda: _healthy(role, group, labels), HEALTHY_TIMEOUT, f"{boot.stack} {role} healthy", 5)
+        TIMINGS[f"{boot.stack} {role} node0-{boot.order}: first start -> cluster healthy"] = (
+            time.monotonic() - group.boot_started  # type: ignore[attr-defined]
+        )
+    except TimeoutError as error:
+        healthy = str(error)
+    problems: dict[str, object] = {}
     for label in labels:
         if label not in group.cloud_init_seconds:
             problems[label] = {"cloud-init": f"not finished within {CLOUD_INIT_DEADLINE}s"}
@@ -161,14 +169,4 @@ def test_cluster_boots_and_forms(booted: tuple[StackBoot, Fleet], role: str, req
         if report.status != "done" or report.errors or inactive or failed:
             problems[label] = {"status": report.status, "errors": report.errors, "inactive": inactive, "failed": failed}
     assert problems == {}, problems
-    wait_until(lambda: _healthy(role, boot.stack, group, labels), HEALTHY_TIMEOUT, f"{boot.stack} {role} healthy", 5)
-    TIMINGS[f"{boot.stack} {role} node0-{boot.order}: first start -> cluster healthy"] = (
-        time.monotonic() - group.boot_started  # type: ignore[attr-defined]
-    )
-
-
-def test_bastion_boots_clean(booted: tuple[StackBoot, Fleet]) -> None:
-    boot, group = booted
-    report = cloud_init_report(group[boot.bastion])
-    assert (report.status, report.errors) == ("done", [])
-    assert inactive_units(group[boot.bastion], enabled_units(group[boot.bastion].vm.user_data)) == {}
+    assert healthy is None, healthy

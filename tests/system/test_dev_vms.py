@@ -3,6 +3,7 @@ every unit it enables active, and only what its Cloud Firewall admits reaches it
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 
 import pytest
@@ -17,7 +18,7 @@ from tests.system.checks import (
     scrape,
     tcp_open,
 )
-from tests.system.program import stack_vms
+from tests.system.program import layer_ssh_key, stack_vms
 
 STACK = "dev"
 LABELS = [
@@ -55,7 +56,7 @@ def test_every_unit_the_user_data_starts_is_active(dev: Fleet, label: str) -> No
     units = enabled_units(container.vm.user_data)
     assert units, "the user data starts no unit?"
     assert inactive_units(container, units) == {}
-    assert failed_units(container) == []
+    assert failed_units(container) == {}
 
 
 def test_bastion_takes_ssh_from_the_admins_only(dev: Fleet) -> None:
@@ -105,3 +106,43 @@ def test_exporter_answers_from_the_app_side_with_real_metrics(dev: Fleet, label:
     vm = dev[label].vm
     text = scrape(dev.lan.client, _address_for_app(vm.private_address, vm.address), port, dev.sources["app"])
     assert expected in text, text[-2000:]
+
+
+def _ssh(dev: Fleet, *args: str) -> subprocess.CompletedProcess[str]:
+    key, _ = layer_ssh_key()
+    config = key.parent / f"config-{dev.name}"
+    config.write_text(
+        "Host *\n"
+        f"  IdentityFile {key}\n  IdentitiesOnly yes\n  BindAddress {dev.sources['admin']}\n"
+        "  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n"
+        "  ConnectTimeout 10\n  BatchMode yes\n"
+    )
+    return subprocess.run(
+        ["ip", "netns", "exec", dev.lan.client, "ssh", "-F", str(config), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_ssh_through_the_bastion_reaches_a_data_vm(dev: Fleet) -> None:
+    bastion = dev["platform-infra-dev-bastion-0"].vm.address
+    target = dev["platform-infra-dev-mariadb-0"].vm
+    result = _ssh(dev, "-J", f"ops@{bastion}", f"ops@{target.address}", "hostname")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == target.label
+
+
+def test_password_login_is_refused(dev: Fleet) -> None:
+    bastion = dev["platform-infra-dev-bastion-0"].vm.address
+    result = _ssh(
+        dev,
+        "-o",
+        "PubkeyAuthentication=no",
+        "-o",
+        "PreferredAuthentications=password,keyboard-interactive",
+        f"ops@{bastion}",
+        "true",
+    )
+    assert result.returncode == 255
+    assert "Permission denied (publickey)" in result.stderr, result.stderr
