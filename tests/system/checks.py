@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -20,6 +21,8 @@ from tests.system.rootfs import debian_root
 
 # Timings measured by this run (printed at the end of the session and written to RUN_DIR).
 TIMINGS: dict[str, float] = {}
+# Evidence behind failures and xfails (dropped peer traffic, ...), written next to the timings.
+EVIDENCE: dict[str, object] = {}
 
 
 def enabled_units(user_data: str) -> list[str]:
@@ -40,7 +43,7 @@ def enabled_units(user_data: str) -> list[str]:
     return list(dict.fromkeys(units))
 
 
-def _setup_scripts(doc: dict) -> list[str]:  # type: ignore[type-arg]
+def _setup_scripts(doc: dict[str, Any]) -> list[str]:
     return [
         f["content"]
         for f in doc.get("write_files") or []

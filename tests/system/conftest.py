@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.system.checks import TIMINGS
+from tests.system.checks import EVIDENCE, TIMINGS
 from tests.system.machine import RUN_DIR
 
 TOOLS = ("systemd-nspawn", "debootstrap", "nft", "ip", "nsenter", "dpkg-scanpackages", "chroot")
@@ -40,6 +40,7 @@ def system_layer_ready() -> Iterator[None]:
     RUN_DIR.mkdir(parents=True, exist_ok=True)
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     (RUN_DIR / f"timings-{worker}.json").write_text(json.dumps(TIMINGS, indent=2, sort_keys=True))
+    (RUN_DIR / f"evidence-{worker}.json").write_text(json.dumps(EVIDENCE, indent=2, sort_keys=True, default=str))
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

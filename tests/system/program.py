@@ -88,6 +88,11 @@ def _plain(value: Any) -> Any:
     return unwrap_secret(value)[0]
 
 
+def _key(pem: Any) -> Any:
+    """A PEM private key from a record input (maybe secret-wrapped); ECDSA here."""
+    return serialization.load_pem_private_key(_plain(pem).encode(), None)
+
+
 def real_tls_outputs(type_: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
     """extra_outputs hook: keys, CSRs and certificates that OpenSSL, Erlang and MariaDB accept."""
     if type_ == "tls:index/privateKey:PrivateKey":
@@ -100,31 +105,31 @@ def real_tls_outputs(type_: str, name: str, inputs: dict[str, Any]) -> dict[str,
         )
         return {"private_key_pem": pem, "public_key_pem": public, "private_key_pem_pkcs8": pem}
     if type_ == "tls:index/certRequest:CertRequest":
-        key = serialization.load_pem_private_key(_plain(inputs["privateKeyPem"]).encode(), None)
+        key = _key(inputs["privateKeyPem"])
         sans: list[x509.GeneralName] = [
             x509.IPAddress(ipaddress.ip_address(a)) for a in inputs.get("ipAddresses") or []
         ]
         sans += [x509.DNSName(d) for d in inputs.get("dnsNames") or []]
-        builder = x509.CertificateSigningRequestBuilder().subject_name(_name(inputs.get("subject")))
+        request = x509.CertificateSigningRequestBuilder().subject_name(_name(inputs.get("subject")))
         if sans:
-            builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        csr = builder.sign(key, hashes.SHA256())  # type: ignore[arg-type]
+            request = request.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        csr = request.sign(key, hashes.SHA256())
         return {"cert_request_pem": csr.public_bytes(serialization.Encoding.PEM).decode()}
     if type_ == "tls:index/selfSignedCert:SelfSignedCert":
-        key = serialization.load_pem_private_key(_plain(inputs["privateKeyPem"]).encode(), None)
+        key = _key(inputs["privateKeyPem"])
         subject = _name(inputs.get("subject"))
         builder = (
             x509.CertificateBuilder()
             .subject_name(subject)
             .issuer_name(subject)
-            .public_key(key.public_key())  # type: ignore[arg-type]
+            .public_key(key.public_key())
             .add_extension(x509.BasicConstraints(ca=bool(inputs.get("isCaCertificate")), path_length=None), True)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)  # type: ignore[arg-type]
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
         )
-        return {"cert_pem": _sign(builder, inputs, key)}  # type: ignore[arg-type]
+        return {"cert_pem": _sign(builder, inputs, key)}
     if type_ == "tls:index/locallySignedCert:LocallySignedCert":
         csr = x509.load_pem_x509_csr(_plain(inputs["certRequestPem"]).encode())
-        ca_key = serialization.load_pem_private_key(_plain(inputs["caPrivateKeyPem"]).encode(), None)
+        ca_key = _key(inputs["caPrivateKeyPem"])
         ca_cert = x509.load_pem_x509_certificate(_plain(inputs["caCertPem"]).encode())
         builder = (
             x509.CertificateBuilder()
@@ -133,13 +138,13 @@ def real_tls_outputs(type_: str, name: str, inputs: dict[str, Any]) -> dict[str,
             .public_key(csr.public_key())
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), True)
             .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),  # type: ignore[arg-type]
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
                 False,
             )
         )
         for ext in csr.extensions:
             builder = builder.add_extension(ext.value, ext.critical)
-        return {"cert_pem": _sign(builder, inputs, ca_key)}  # type: ignore[arg-type]
+        return {"cert_pem": _sign(builder, inputs, ca_key)}
     return {}
 
 
@@ -228,13 +233,13 @@ def _id(value: Any) -> str:
     return str(int(float(value)))
 
 
-def _vpc_interface(record: ResourceRecord, subnets: dict[str, str]) -> tuple[str, int]:
+def _vpc_interface(record: ResourceRecord, subnets: dict[str, Any]) -> tuple[str, int]:
     for interface in record.inputs.get("interfaces") or []:
         if interface.get("purpose") == "vpc":
             address = (interface.get("ipv4") or {}).get("vpc")
             subnet = subnets.get(_id(interface.get("subnetId")))
             prefix = ipaddress.ip_network(subnet).prefixlen if subnet else 24
-            return address, prefix
+            return str(address), prefix
     raise ValueError(f"{record.name} has no VPC interface")
 
 

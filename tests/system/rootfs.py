@@ -135,7 +135,7 @@ SYSCTL_SHIM = (
 
 
 def _run(*cmd: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(list(cmd), check=True, text=True, capture_output=True, **kwargs)  # type: ignore[call-overload, no-any-return]
+    return subprocess.run(list(cmd), check=True, text=True, capture_output=True, **kwargs)  # type: ignore[call-overload]
 
 
 def _chroot(root: Path, *cmd: str) -> subprocess.CompletedProcess[str]:

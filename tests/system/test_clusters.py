@@ -9,8 +9,9 @@ once its peers run their setup scripts), or together with them. Per cluster: eve
 cloud-init `done` without errors, every unit its user data starts active, no traffic between
 the cluster's own peers dropped by their Cloud Firewall, and the cluster healthy.
 
-Orders run by default: PLATFORM_INFRA_SYSTEM_ORDERS (comma separated; default "together,last",
-which fits CI's 2-core budget; "first,last,together" for the full matrix).
+Orders run by default: PLATFORM_INFRA_SYSTEM_ORDERS (comma separated; default "together",
+the only order that fits CI's 20-minute budget on 2 cores; "first,last,together" runs the
+full matrix, about 3x as long).
 
 Known defects of the rendered configuration are xfail(strict=True): the day one is fixed its
 test turns XPASS and fails, so the mark goes with the fix.
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 import pytest
 
 from tests.system.checks import (
+    EVIDENCE,
     TIMINGS,
     Fleet,
     cloud_init_report,
@@ -44,14 +46,21 @@ from tests.system.clusters import (
 )
 from tests.system.program import stack_vms
 
-ORDERS = [o for o in os.environ.get("PLATFORM_INFRA_SYSTEM_ORDERS", "together,last").split(",") if o]
-CLOUD_INIT_DEADLINE = float(os.environ.get("PLATFORM_INFRA_SYSTEM_DEADLINE", "600"))
+ORDERS = [o for o in os.environ.get("PLATFORM_INFRA_SYSTEM_ORDERS", "together").split(",") if o]
+CLOUD_INIT_DEADLINE = float(os.environ.get("PLATFORM_INFRA_SYSTEM_DEADLINE", "450"))
 HEALTHY_TIMEOUT = 120.0
 ROLES = ("mariadb", "redis", "rabbitmq")
 STACKS = ("staging", "prod")
 
 # Defects this layer found, keyed by (stack, role, order) with "*" for any; see the README.
 KNOWN_DEFECTS: dict[tuple[str, str, str], str] = {
+    ("prod", "mariadb", "*"): (
+        "components/data_cloud_init.py render_mariadb_setup_script (Galera): node 0 bootstraps only "
+        "when no peer answers on 4567, but joiners in their 'systemctl start mariadb' retry loop "
+        "listen on 4567; node 0 then joins too (journal: 'Connecting with bootstrap option: 0') and "
+        "all three stay NON_PRIM ('No nodes coming from primary view, primary view is not possible'). "
+        "Seen with all three VMs started together"
+    ),
     ("*", "rabbitmq", "*"): (
         "components/data_cloud_init.py render_rabbitmq_setup_script: node>0 waits for the previous "
         "node's AMQP port 5671 and node 0 probes its peers on 5671, but the RabbitMQ Cloud Firewall "
@@ -96,7 +105,7 @@ def _boot(group: Fleet, boot: StackBoot) -> None:
     elif boot.order == "last":
         group.start(rest)
         for label in rest:
-            wait_until(lambda c=group[label]: c.setup_started(), CLOUD_INIT_DEADLINE, f"{label} setup started", 3)
+            wait_until(group[label].setup_started, CLOUD_INIT_DEADLINE, f"{label} setup started", 3)
         group.start(first)
     else:
         raise ValueError(boot.order)
@@ -149,16 +158,22 @@ def test_cluster_boots_and_forms(booted: tuple[StackBoot, Fleet], role: str, req
         request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
     labels = boot.labels(role)
     drops = set().union(*(group.peer_drops(label) for label in labels))
+    case = f"{boot.stack} {role} node0-{boot.order}"
+    EVIDENCE[f"{case}: peer traffic dropped (peer, vm, port)"] = sorted(drops)
+    finished = [group.cloud_init_seconds.get(label) for label in labels]
+    if all(seconds is not None for seconds in finished):
+        last = max(group[label].started_at + (group.cloud_init_seconds[label]) for label in labels)
+        TIMINGS[f"{case}: first start -> every node's cloud-init done"] = last - group.boot_started  # type: ignore[attr-defined]
     assert drops == set(), f"the Cloud Firewall dropped the cluster's own traffic (peer, vm, port): {sorted(drops)}"
     healthy: str | None = None
     try:
         wait_until(lambda: _healthy(role, group, labels), HEALTHY_TIMEOUT, f"{boot.stack} {role} healthy", 5)
-        TIMINGS[f"{boot.stack} {role} node0-{boot.order}: first start -> cluster healthy"] = (
+        TIMINGS[f"{case}: first start -> cluster healthy (first check after the fleet's wait)"] = (
             time.monotonic() - group.boot_started  # type: ignore[attr-defined]
         )
     except TimeoutError as error:
         healthy = str(error)
-    problems: dict[str, object] = {}
+    problems: dict[str, dict[str, object]] = {}
     for label in labels:
         if label not in group.cloud_init_seconds:
             problems[label] = {"cloud-init": f"not finished within {CLOUD_INIT_DEADLINE}s"}
@@ -168,5 +183,18 @@ def test_cluster_boots_and_forms(booted: tuple[StackBoot, Fleet], role: str, req
         failed = failed_units(group[label])
         if report.status != "done" or report.errors or inactive or failed:
             problems[label] = {"status": report.status, "errors": report.errors, "inactive": inactive, "failed": failed}
+    for label in labels:
+        if label in problems:  # what the operator would look at first
+            problems[label]["journal"] = (
+                group[label]
+                .run(
+                    "journalctl --no-pager -o cat -u mariadb -u redis-server -u redis-sentinel -u rabbitmq-server"
+                    " | grep -E -i 'WSREP: (Connecting|No nodes|Failed)|error|refused' | tail -n 6",
+                    check=False,
+                )
+                .stdout
+            )
+    EVIDENCE[f"{case}: problems"] = problems
+    EVIDENCE[f"{case}: healthy"] = healthy or "yes"
     assert problems == {}, problems
     assert healthy is None, healthy
