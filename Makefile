@@ -60,15 +60,19 @@ integration: setup system-packages
 	$(VENV)/bin/pytest -q -m integration tests/integration
 
 # The VMs' whole user data booted in Debian system containers (tests/system/README.md). Needs
-# root; the Debian root is cached under /var/cache/platform-infra between runs.
+# root (namespaces, overlay mounts, nspawn); the Debian root is cached under
+# /var/cache/platform-infra between runs.
+SYSTEM_PYTEST := $(SUDO) env CI=$${CI:-} PLATFORM_INFRA_SYSTEM_ORDERS=$${PLATFORM_INFRA_SYSTEM_ORDERS:-together} \
+	$(VENV)/bin/pytest -q -p no:cacheprovider -m system tests/system
+
 system: setup system-packages
-	$(VENV)/bin/pytest -q -m system tests/system
+	$(SYSTEM_PYTEST)
 
 # Everything CI runs: lint, types, then every test (integration ones start real servers).
 test: lint typecheck setup-tools system-packages
 	$(VENV)/bin/pytest -q -n 2 -m "not integration and not system" tests
 	$(VENV)/bin/pytest -q -m integration tests/integration
-	$(VENV)/bin/pytest -q -m system tests/system
+	$(SYSTEM_PYTEST)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
