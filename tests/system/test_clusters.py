@@ -55,11 +55,14 @@ STACKS = ("staging", "prod")
 # Defects this layer found, keyed by (stack, role, order) with "*" for any; see the README.
 KNOWN_DEFECTS: dict[tuple[str, str, str], str] = {
     ("prod", "mariadb", "*"): (
-        "components/data_cloud_init.py render_mariadb_setup_script (Galera): node 0 bootstraps only "
-        "when no peer answers on 4567, but joiners in their 'systemctl start mariadb' retry loop "
-        "listen on 4567; node 0 then joins too (journal: 'Connecting with bootstrap option: 0') and "
-        "all three stay NON_PRIM ('No nodes coming from primary view, primary view is not possible'). "
-        "Seen with all three VMs started together"
+        "components/mariadb_config.py: the Galera 60-platform.cnf has binlog_format = ROW but no log_bin "
+        "(added for PRIMARY_REPLICA only), so platform-backup-binlog-ship.service on node 1 fails: "
+        "'binary logging is off (log_bin); point-in-time recovery needs it'. In addition, "
+        "components/data_cloud_init.py render_mariadb_setup_script (Galera) races: node 0 bootstraps only "
+        "when no peer answers on 4567, but joiners retrying 'systemctl start mariadb' listen on 4567; "
+        "node 0 then joins ('WSREP: Connecting with bootstrap option: 0') and all stay NON_PRIM "
+        "('No nodes coming from primary view, primary view is not possible'): seen once in two "
+        "'together' boots"
     ),
     ("*", "rabbitmq", "*"): (
         "components/data_cloud_init.py render_rabbitmq_setup_script: node>0 waits for the previous "
