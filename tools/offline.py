@@ -384,9 +384,11 @@ def run_program(
     mocks_factory: type[RecordingMocks] | None = None,
     secrets: Mapping[str, str] | None = None,
     require_ready: bool = False,
+    extra_outputs: Callable[[str, str, dict[str, Any]], dict[str, Any]] | None = None,
 ) -> ProgramRun:
     """Run __main__.py for a stack. `overrides` replace config keys (prefix optional);
-    `secrets` add `secure:` values (prefix optional)."""
+    `secrets` add `secure:` values (prefix optional); `extra_outputs` adds to the mocks' outputs
+    (the system layer's real TLS material)."""
     config, secret_keys = stack_config(stack)
     for key, value in (overrides or {}).items():
         full = key if ":" in key else f"{PROJECT}:{key}"
@@ -399,7 +401,13 @@ def run_program(
         config.pop(key if ":" in key else f"{PROJECT}:{key}", None)
     started = time.perf_counter()
     with mocked_runtime(
-        stack, config, secret_keys, preview=preview, mocks_factory=mocks_factory, require_ready=require_ready
+        stack,
+        config,
+        secret_keys,
+        preview=preview,
+        mocks_factory=mocks_factory,
+        require_ready=require_ready,
+        extra_outputs=extra_outputs,
     ) as monitor:
         from pulumi.runtime.stack import run_pulumi_func
 

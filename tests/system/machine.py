@@ -1,0 +1,316 @@
+"""VMs as systemd-nspawn system containers on a private bridge inside test-made network namespaces.
+
+Topology per test network (`Lan`):
+
+- a hub namespace `<prefix>-hub` holding the bridge `br0` (the VPC, plus Linode's private
+  network when a VM asks for one). Nothing in it has a route off the machine: the namespaces are
+  new and only ever get on-link routes for the VPC's own subnets;
+- per VM a namespace `<prefix>-<n>` with a veth `eth1` in the bridge, the VM's planned VPC
+  address on it (and its private-network address if it has one), and the Cloud Firewall as an
+  nftables table in that namespace's input hook: policy DROP, one accept per inbound rule (the
+  Cloud Firewall is stateful, so replies to the VM's own connections pass);
+- a client namespace `<prefix>-client` that stands for "the rest of the world" the firewall
+  sees: an address in the app subnet (or Linode's private network), the admins' address, and
+  any source address a test needs.
+
+The container joins its VM's namespace with `--network-namespace-path`, so it sees exactly one
+interface with the VPC address. The host is not systemd-managed here, so nspawn runs with
+`--register=no --keep-unit` (without them it asks the system bus for a scope and stops with
+"Failed to open system bus: No such file or directory").
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import json
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.system.program import InboundRule, Vm
+
+RUN_DIR = Path(os.environ.get("PLATFORM_INFRA_SYSTEM_RUN", "/var/tmp/platform-infra-system"))
+
+
+def sh(*cmd: str, check: bool = True, timeout: float | None = 120, input: str | None = None) -> str:
+    result = subprocess.run(list(cmd), text=True, capture_output=True, timeout=timeout, input=input)
+    if check and result.returncode != 0:
+        raise RuntimeError(f"{shlex.join(cmd)} -> {result.returncode}\n{result.stdout}\n{result.stderr}")
+    return result.stdout
+
+
+def ns(name: str, *cmd: str, check: bool = True) -> str:
+    return sh("ip", "netns", "exec", name, *cmd, check=check)
+
+
+# --- the Cloud Firewall as nftables -------------------------------------------------------------
+
+
+def _ports(ports: str | None) -> str:
+    if not ports:
+        return ""
+    items = [p.strip() for p in ports.split(",") if p.strip()]
+    return " dport { " + ", ".join(items) + " }"
+
+
+def firewall_ruleset(rules: Sequence[InboundRule], policy: str = "DROP") -> str:
+    """The inbound rules of the VM's Cloud Firewall(s), as an nftables table for its namespace."""
+    lines = [
+        "table inet linode_cloud_firewall {",
+        # Every dropped (source, port): the evidence when a port the firewall drops breaks something.
+        "  set dropped_tcp {",
+        "    type ipv4_addr . inet_service; flags dynamic, timeout; timeout 1h;",
+        "  }",
+        "  chain inbound {",
+        f"    type filter hook input priority 0; policy {policy.lower()};",
+        '    iifname "lo" accept',
+        "    ct state established,related accept",
+    ]
+    for rule in rules:
+        if rule.action.upper() != "ACCEPT" or not rule.ipv4:
+            continue  # IPv6-only rules: the layer's network is IPv4 only
+        sources = "ip saddr { " + ", ".join(rule.ipv4) + " }"
+        protocol = rule.protocol.upper()
+        if protocol == "ICMP":
+            match = "ip protocol icmp"
+        elif protocol in ("TCP", "UDP"):
+            match = protocol.lower() + _ports(rule.ports) if rule.ports else f"meta l4proto {protocol.lower()}"
+        else:
+            raise ValueError(f"protocol {rule.protocol} of rule {rule.label}")
+        lines.append(f'    {sources} {match} accept comment "{rule.label}"')
+    lines += [
+        "    meta l4proto tcp update @dropped_tcp { ip saddr . tcp dport }",
+        '    counter comment "dropped-by-cloud-firewall"',
+        "  }",
+        "}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def dropped_packets(netns: str) -> int:
+    text = ns(netns, "nft", "-j", "list", "table", "inet", "linode_cloud_firewall")
+    for item in json.loads(text)["nftables"]:
+        rule = item.get("rule")
+        if rule and rule.get("comment") == "dropped-by-cloud-firewall":
+            for expr in rule["expr"]:
+                if "counter" in expr:
+                    return int(expr["counter"]["packets"])
+    return 0
+
+
+def dropped_tcp(netns: str) -> set[tuple[str, int]]:
+    """(source address, destination port) of every TCP packet the firewall dropped."""
+    text = ns(netns, "nft", "-j", "list", "set", "inet", "linode_cloud_firewall", "dropped_tcp")
+    found: set[tuple[str, int]] = set()
+    for item in json.loads(text)["nftables"]:
+        for element in (item.get("set") or {}).get("elem") or []:
+            value = element.get("elem", {}).get("val", element) if isinstance(element, dict) else element
+            concat = value.get("concat") if isinstance(value, dict) else None
+            if concat:
+                found.add((str(concat[0]), int(concat[1])))
+    return found
+
+
+# --- the network -----------------------------------------------------------------------------
+
+
+@dataclass
+class Lan:
+    """The hub (bridge) and the client namespace of one test network."""
+
+    prefix: str
+    routes: list[str]  # on-link CIDRs: the VPC subnets (and the private network)
+    namespaces: list[str] = field(default_factory=list)
+    _veths: int = 0
+
+    @property
+    def hub(self) -> str:
+        return f"{self.prefix}-hub"
+
+    @property
+    def client(self) -> str:
+        return f"{self.prefix}-client"
+
+    def _add_ns(self, name: str) -> None:
+        sh("ip", "netns", "del", name, check=False)
+        sh("ip", "netns", "add", name)
+        self.namespaces.append(name)
+        sh("ip", "-n", name, "link", "set", "lo", "up")
+
+    def up(self, client_addresses: Sequence[str]) -> None:
+        self._add_ns(self.hub)
+        sh("ip", "-n", self.hub, "link", "add", "br0", "type", "bridge")
+        sh("ip", "-n", self.hub, "link", "set", "br0", "up")
+        self._add_ns(self.client)
+        self.attach(self.client, "eth0", [f"{a}/32" for a in client_addresses])
+
+    def attach(self, netns: str, ifname: str, addresses: Sequence[str]) -> None:
+        self._veths += 1
+        hub_end = f"p{self._veths}"
+        sh("ip", "link", "add", hub_end, "netns", self.hub, "type", "veth", "peer", ifname, "netns", netns)
+        sh("ip", "-n", self.hub, "link", "set", hub_end, "master", "br0", "up")
+        for address in addresses:
+            sh("ip", "-n", netns, "addr", "add", address, "dev", ifname)
+        sh("ip", "-n", netns, "link", "set", ifname, "up")
+        for cidr in self.routes:
+            sh("ip", "-n", netns, "route", "replace", cidr, "dev", ifname, check=False)
+
+    def down(self) -> None:
+        for name in reversed(self.namespaces):
+            sh("ip", "netns", "del", name, check=False)
+        self.namespaces.clear()
+
+
+# --- the containers ------------------------------------------------------------------------------
+
+
+@dataclass
+class Container:
+    vm: Vm
+    netns: str
+    root: Path  # the cached, read-only lower layer
+    private_address: str | None = None
+    process: subprocess.Popen[bytes] | None = None
+    started_at: float = 0.0
+    workdir: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.workdir = RUN_DIR / self.netns
+
+    @property
+    def merged(self) -> Path:
+        return self.workdir / "merged"
+
+    @property
+    def machine(self) -> str:
+        return self.netns
+
+    def prepare(self) -> None:
+        """Overlay of the cached root, with the VM's user data as the NoCloud seed."""
+        with contextlib.suppress(Exception):
+            self.cleanup()
+        for sub in ("upper", "work", "merged"):
+            (self.workdir / sub).mkdir(parents=True, exist_ok=True)
+        sh(
+            "mount",
+            "-t",
+            "overlay",
+            "overlay",
+            "-o",
+            f"lowerdir={self.root},upperdir={self.workdir / 'upper'},workdir={self.workdir / 'work'}",
+            str(self.merged),
+        )
+        seed = self.merged / "var/lib/cloud/seed/nocloud"
+        seed.mkdir(parents=True, exist_ok=True)
+        (seed / "user-data").write_text(self.vm.user_data)  # byte for byte what Linode receives
+        (seed / "meta-data").write_text(f"instance-id: {self.vm.label}\nlocal-hostname: {self.vm.label}\n")
+
+    def start(self) -> None:
+        self.started_at = time.monotonic()
+        log = (self.workdir / "console.log").open("wb")
+        self.process = subprocess.Popen(
+            [
+                "systemd-nspawn",
+                "--boot",
+                "--quiet",
+                "--register=no",
+                "--keep-unit",
+                f"--machine={self.machine}",
+                f"--directory={self.merged}",
+                f"--network-namespace-path=/run/netns/{self.netns}",
+                "--console=read-only",
+                "--resolv-conf=off",
+                "--timezone=off",
+                "--link-journal=no",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def leader(self) -> int:
+        assert self.process is not None
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            children = sh("pgrep", "-P", str(self.process.pid), check=False).split()
+            if children:
+                return int(children[0])
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.machine}: nspawn exited: {self.console()[-2000:]}")
+            time.sleep(0.2)
+        raise TimeoutError(f"{self.machine}: no container leader")
+
+    def run(self, command: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        """A shell command inside the container (all its namespaces), as root."""
+        result = subprocess.run(
+            ["nsenter", "-t", str(self.leader()), "-a", "--", "/bin/sh", "-c", command],
+            text=True,
+            capture_output=True,
+            timeout=timeout,
+        )
+        if check and result.returncode != 0:
+            raise RuntimeError(f"{self.machine}: {command} -> {result.returncode}\n{result.stdout}\n{result.stderr}")
+        return result
+
+    def finished(self) -> bool:
+        """Has cloud-init finished (done or error)? Raises if the container stopped."""
+        if self.process is not None and self.process.poll() is not None:
+            raise RuntimeError(f"{self.machine}: container stopped: {self.console()[-3000:]}")
+        try:
+            return self.run("test -e /run/cloud-init/result.json", check=False, timeout=20).returncode == 0
+        except (RuntimeError, TimeoutError, subprocess.TimeoutExpired):
+            return False
+
+    def setup_started(self) -> bool:
+        """Is a role setup script of the user data running (or cloud-init already finished)?"""
+        probe = self.run(
+            "pgrep -f '/usr/local/lib/platform/.*-setup.sh' >/dev/null || test -e /run/cloud-init/result.json",
+            check=False,
+        )
+        return probe.returncode == 0
+
+    def wait_for_cloud_init(self, timeout: float = 900) -> float:
+        """Seconds from container start until cloud-init finished (done or error)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.finished():
+                return time.monotonic() - self.started_at
+            time.sleep(2)
+        raise TimeoutError(f"{self.machine}: cloud-init not finished after {timeout}s")
+
+    def console(self) -> str:
+        path = self.workdir / "console.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def poweroff(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.kill(self.leader(), signal.SIGRTMIN + 4)  # systemd: poweroff
+
+    def stop(self, timeout: float = 60) -> None:
+        """Power off (as `linode shutdown` would): systemd stops the services, the container exits."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        with contextlib.suppress(Exception):
+            os.kill(self.leader(), signal.SIGRTMIN + 4)  # systemd: poweroff
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, 9)
+            self.process.wait(timeout=10)
+
+    def cleanup(self) -> None:
+        self.stop()
+        sh("umount", "-l", str(self.merged), check=False)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def vpc_routes(vms: Sequence[Vm]) -> list[str]:
+    return sorted({str(ipaddress.ip_interface(f"{v.address}/{v.prefix}").network) for v in vms})
