@@ -35,7 +35,7 @@ LKE_CLUSTER = "linode:index/lkeCluster:LkeCluster"
 LINODE_PROVIDER = "pulumi:providers:linode"
 
 # Linode API v4 reference, Linodes > "Create a Linode", `metadata.user_data`: cloud-init user
-# data, base64-encoded, at most 65,535 bytes (issue 10). Whether the API counts the decoded or
+# data, base64-encoded, at most 65,535 bytes. Whether the API counts the decoded or
 # the encoded bytes could not be confirmed offline, so the rule holds the stricter reading:
 # the base64 text itself stays within the limit (which keeps the decoded data under 49,151).
 USER_DATA_LIMIT_BYTES = 65_535

@@ -139,7 +139,7 @@ class StackSettings(FoundationSettings):
     def _shared_network_path_is_encrypted(self) -> StackSettings:
         # A standard-tier cluster reaches the data VMs over 192.168.128.0/17, which every Linode of
         # every customer in the region shares: that path is encrypted in every kind of stack. The
-        # seeds' "no SSL in development" is about the public endpoint (kubernetes.tls), not this.
+        # requirement of no TLS in development is about the public endpoint (kubernetes.tls), not this.
         if self.kubernetes.data_path == "private-network" and not self.data.tls:
             raise KeyedError(
                 "data.tls",

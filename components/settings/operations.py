@@ -163,7 +163,7 @@ class AlertThresholds(StrictModel):
     service_down_for: str = "30s"
     cpu_percent: float = Field(default=80, gt=0, le=100)
     cpu_for: str = "5m"
-    # The seeds' objective (002, "Métricas de Éxito": Error Rate < 0.1%): more 5xx than that over
+    # The platform's objective (error rate below 0.1%): more 5xx than that over
     # error_for is an incident, not noise to tolerate.
     error_ratio: float = Field(default=0.001, gt=0, lt=1)
     error_for: str = "5m"

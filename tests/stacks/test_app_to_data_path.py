@@ -95,7 +95,7 @@ def test_no_data_peer_or_exporter_port_is_open_wider_than_our_own_hosts(stack: s
 def test_a_data_path_over_the_shared_private_network_is_encrypted(stack: str, program_runs: ProgramRuns) -> None:
     settings = load_stack_settings(stack)
     if settings.kubernetes.data_path == "private-network":
-        assert settings.data.tls, "the seeds' 'no SSL in development' is about the public endpoint"
+        assert settings.data.tls, "'no TLS in development' is about the public endpoint"
         assert "data_ca_certificate" in program_runs[stack].outputs
 
 

@@ -1,6 +1,6 @@
 """What Linode's API and the provider would refuse, checked on what every stack really registers.
 
-Mocks accept any value; these tests hold each stack's resources to Linode's own rules (issue 10):
+Mocks accept any value; these tests hold each stack's resources to Linode's own rules:
 labels, the v4beta provider of the LKE cluster, the version LKE offers, the API ACL, user-data
 size with real-size keys and certificates, the bucket's unique name and the destroy order.
 """

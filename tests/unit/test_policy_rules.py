@@ -564,7 +564,7 @@ def test_pack_process_reads_the_stack_and_its_budget_from_the_engine(running_pac
     assert "over its budget of 50.00 EUR" in diagnostics[0].message
 
 
-# --- Linode's own rules (issue 10): each fires on what the API would refuse, quiet otherwise ----
+# --- Linode's own rules: each fires on what the API would refuse, quiet otherwise ----
 
 def lke_cluster(api_version: str | None = "v4beta", tier: str | None = "enterprise",
                 version: str = "v1.36.3+lke1", label: str = "platform-infra-prod-lke") -> ResourceView:

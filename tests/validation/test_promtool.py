@@ -118,7 +118,7 @@ CASES = [
         PROD,
         "15s",
         "10m",
-        # The seeds' objective is < 0.1% errors: 1% fires (a 5% threshold would stay silent),
+        # The objective is < 0.1% errors: 1% fires (a 5% threshold would stay silent),
         # 0.05% stays silent.
         fire={
             'http_requests_total{service="web",code="500"}': "0+1x60",
