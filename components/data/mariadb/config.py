@@ -153,14 +153,23 @@ def render_server_cnf(args: MariaDbNodeArgs) -> str:
             }
         )
     sections: dict[str, dict[str, str | None]] = {"mysqld": mysqld}
-    if args.topology is MariaDbTopology.PRIMARY_REPLICA:
+    if args.topology in (MariaDbTopology.PRIMARY_REPLICA, MariaDbTopology.GALERA):
+        # Point-in-time recovery (platform-backup binlog-ship) needs a binary log on every node that
+        # can be the backup node. On Galera, writes applied from peers reach the local binlog only
+        # with log_slave_updates, so each node's binlog holds every write. The basename is what
+        # docs/RUNBOOK.md replays (mariadb-bin.NNNNNN).
         mysqld.update(
             {
                 "log_bin": "mariadb-bin",
                 "log_slave_updates": "ON",
+                "expire_logs_days": "7",
+            }
+        )
+    if args.topology is MariaDbTopology.PRIMARY_REPLICA:
+        mysqld.update(
+            {
                 "gtid_strict_mode": "ON",
                 "relay_log": "relay-bin",
-                "expire_logs_days": "7",
             }
         )
         if args.index > 0:
