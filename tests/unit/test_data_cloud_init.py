@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 import socket
 import subprocess
@@ -18,7 +19,10 @@ from components.data.mariadb.config import (
     mariadb_cloud_config,
     render_mariadb_setup_script,
 )
+from components.data.rabbitmq.cluster import CLI_PORTS
 from components.data.rabbitmq.config import (
+    DIST_PORT,
+    EPMD_PORT,
     RABBITMQ_TLS_FILES,
     RabbitMqCredentials,
     RabbitMqNodeArgs,
@@ -163,8 +167,30 @@ def test_rabbitmq_joiners_start_after_the_previous_node_answers() -> None:
         credentials=RabbitMqCredentials(admin_password="a", app_password="b", erlang_cookie="COOKIE"),
     )
     script = files(rabbitmq_cloud_config(args))["/usr/local/lib/platform/rabbitmq-setup.sh"]["content"]
-    assert "PREVIOUS=10.0.1.11" in script and "/dev/tcp/${PREVIOUS}/5672" in script
+    assert "PREVIOUS=10.0.1.11" in script and "/dev/tcp/${PREVIOUS}/25672" in script
     assert script.index("PREVIOUS=") < script.index("systemctl restart rabbitmq-server")
+    assert subprocess.run(["bash", "-n"], input=script, text=True).returncode == 0
+
+
+@pytest.mark.parametrize("index", [0, 1, 2])
+def test_rabbitmq_setup_probes_peers_only_on_ports_their_firewall_admits_between_peers(index: int) -> None:
+    args = RabbitMqNodeArgs(
+        index=index,
+        addresses=ADDRESSES[:3],
+        node_names=node_names_for(["mq-0", "mq-1", "mq-2"]),
+        credentials=RabbitMqCredentials(admin_password="a", app_password="b", erlang_cookie="COOKIE"),
+        tls=RABBITMQ_TLS_FILES,
+    )
+    script = files(rabbitmq_cloud_config(args, MATERIAL))["/usr/local/lib/platform/rabbitmq-setup.sh"]["content"]
+    # cluster-from-peers (components/data/rabbitmq/cluster.py) admits these between peers; 5671 is app-only.
+    low, high = (int(p) for p in CLI_PORTS.split("-"))
+    admitted = {EPMD_PORT, DIST_PORT, *range(low, high + 1)}
+    ports = {int(p) for p in re.findall(r"/dev/tcp/\$\{\w+\}/(\d+)", script)}
+    for line in re.findall(r"PEERS=\(([^)]*)\)", script):
+        ports |= {int(entry.rsplit("/", 1)[1]) for entry in line.split()}
+    assert ports, script
+    assert ports <= admitted, f"probes {ports} but peers admit only {sorted(admitted)[:3]}..."
+    assert "5671" not in script
     assert subprocess.run(["bash", "-n"], input=script, text=True).returncode == 0
 
 
