@@ -337,12 +337,15 @@ def render_mariadb_setup_script(
             "fi",
         ]
     if args.topology is MariaDbTopology.GALERA:
+        # A running member serves clients; a joiner still waiting for a primary component listens
+        # on the Galera port but opens the client port only after its SST. Probing the Galera port
+        # made node 0 turn joiner when its peers booted first, and nobody ever bootstrapped.
         lines += [
             'peer_answers() { for peer in "${PEERS[@]}"; do '
-            + wait_for_tcp("peer", args.galera_port)
+            + wait_for_tcp("peer", args.port)
             + " && return 0; done; return 1; }",
             'if [ ! -e "$DATADIR/grastate.dat" ] && [ "$INDEX" -eq 0 ] && ! peer_answers; then',
-            "  # Fresh data directory, node 0, nobody else running: this is a brand-new cluster.",
+            "  # Fresh data directory, node 0, no peer serving clients: this is a brand-new cluster.",
             "  galera_new_cluster",
             "  wait_for_socket",
             f"  mariadb < {users_sql}",
