@@ -124,8 +124,8 @@ system: setup system-packages
 	$(SYSTEM_PYTEST)
 
 # Everything CI runs: lint, types, then every test (integration ones start real servers). The
-# system layer (`make system`) is not in it yet: it knows four defects of the data tier as strict
-# xfails and takes 11 minutes on two cores (tests/system/README.md).
+# system layer (`make system`) is not in it yet: it takes 8 to 11 minutes on two cores
+# (tests/system/README.md); its strict xfails for the data tier's defects are gone with their fixes.
 test: lint typecheck setup-tools system-packages
 	$(VENV)/bin/pytest -q -n 2 -m "not integration and not system" tests
 	$(VENV)/bin/pytest -q -m integration tests/integration

@@ -64,8 +64,8 @@ def test_one_stateful_vm_per_node_with_its_planned_address_and_secret_user_data(
     [
         (1, None, None),
         (2, "replication-from-peers", "3306"),
-        (3, "galera-from-peers", "4567,4568,4444"),
-        (5, "galera-from-peers", "4567,4568,4444"),
+        (3, "galera-from-peers", "4567,4568,4444,3306"),
+        (5, "galera-from-peers", "4567,4568,4444,3306"),
     ],
 )
 def test_firewall_admits_clients_from_the_app_tier_peers_from_their_32s_and_ssh_from_the_bastion(

@@ -255,7 +255,7 @@ def test_exporters_listen_on_the_vpc_address_only() -> None:
 
 def test_redis_exporter_reads_the_password_from_redis_conf(tmp_path: Path) -> None:
     conf = tmp_path / "redis.conf"
-    conf.write_text('port 6379\nrequirepass "Zx81-secret"\n')
+    conf.write_text('bind 10.30.1.21\nport 6379\nrequirepass "Zx81-secret"\n')
     script = tmp_path / "helper.sh"
     script.write_text(REDIS_PASSWORD_SCRIPT)
     out = tmp_path / "exporter.env"
@@ -268,7 +268,7 @@ def test_redis_exporter_reads_the_password_from_redis_conf(tmp_path: Path) -> No
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert out.read_text() == 'REDIS_PASSWORD="Zx81-secret"\n'
+    assert out.read_text() == 'REDIS_PASSWORD="Zx81-secret"\nREDIS_ADDR="redis://10.30.1.21:6379"\n'
     assert oct(out.stat().st_mode & 0o777) == "0o600"
 
 

@@ -113,7 +113,7 @@ def _start_mariadbd(datadir: Path, sock: Path, port: int, log_bin: bool) -> subp
         *_user_args(),
     ]
     if log_bin:
-        argv += [f"--log-bin={datadir}/mysql-bin", "--server-id=11", "--binlog-format=ROW"]
+        argv += [f"--log-bin={datadir}/mariadb-bin", "--server-id=11", "--binlog-format=ROW"]
     server = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _wait(
         lambda: (
@@ -274,7 +274,7 @@ def test_full_and_incremental_backups_are_uploaded_with_a_manifest(
 def test_closed_binary_logs_are_shipped(backed_up: BackedUp, s3_endpoint: str) -> None:
     listing = _s3(s3_endpoint).list_objects_v2(Bucket=BUCKET, Prefix=f"{backed_up.prefix}/binlog/")
     names = [item["Key"].rsplit("/", 1)[1] for item in listing.get("Contents", [])]
-    assert names and all(name.startswith("mysql-bin.") and name.endswith(".zst") for name in names)
+    assert names and all(name.startswith("mariadb-bin.") and name.endswith(".zst") for name in names)
     assert _metrics(backed_up.env, "binlog")["platform_backup_last_run_success"] == 1
 
 

@@ -53,24 +53,7 @@ ROLES = ("mariadb", "redis", "rabbitmq")
 STACKS = ("staging", "prod")
 
 # Defects this layer found, keyed by (stack, role, order) with "*" for any; see the README.
-KNOWN_DEFECTS: dict[tuple[str, str, str], str] = {
-    ("prod", "mariadb", "*"): (
-        "components/mariadb_config.py: the Galera 60-platform.cnf has binlog_format = ROW but no log_bin "
-        "(added for PRIMARY_REPLICA only), so platform-backup-binlog-ship.service on node 1 fails: "
-        "'binary logging is off (log_bin); point-in-time recovery needs it'. In addition, "
-        "components/data_cloud_init.py render_mariadb_setup_script (Galera) races: node 0 bootstraps only "
-        "when no peer answers on 4567, but joiners retrying 'systemctl start mariadb' listen on 4567; "
-        "node 0 then joins ('WSREP: Connecting with bootstrap option: 0') and all stay NON_PRIM "
-        "('No nodes coming from primary view, primary view is not possible'): seen once in two "
-        "'together' boots"
-    ),
-    ("*", "rabbitmq", "*"): (
-        "components/data_cloud_init.py render_rabbitmq_setup_script: node>0 waits for the previous "
-        "node's AMQP port 5671 and node 0 probes its peers on 5671, but the RabbitMQ Cloud Firewall "
-        "(rule amqp-from-app) admits 5671 only from the app side: the peers' probes are dropped, "
-        "nodes wait 90 x 12 s before starting"
-    ),
-}
+KNOWN_DEFECTS: dict[tuple[str, str, str], str] = {}
 
 
 def _known(stack: str, role: str, order: str) -> str | None:

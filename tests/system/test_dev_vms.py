@@ -83,13 +83,7 @@ EXPORTERS = [
     ("platform-infra-dev-mariadb-0", 9100, "node_systemd_unit_state", None),
     ("platform-infra-dev-mariadb-0", 9104, "mysql_up 1", None),
     ("platform-infra-dev-redis-0", 9100, "node_systemd_unit_state", None),
-    (
-        "platform-infra-dev-redis-0",
-        9121,
-        "redis_up 1",
-        "components/exporters.py: prometheus-redis-exporter gets -redis.addr=redis://127.0.0.1:6379, "
-        "but redis.conf binds only the VPC/private address: redis_up 0",
-    ),
+    ("platform-infra-dev-redis-0", 9121, "redis_up 1", None),
     ("platform-infra-dev-rabbitmq-0", 9100, "node_systemd_unit_state", None),
     ("platform-infra-dev-rabbitmq-0", 15692, "rabbitmq_identity_info", None),
 ]

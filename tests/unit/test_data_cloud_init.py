@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 import socket
 import subprocess
@@ -18,7 +19,10 @@ from components.data.mariadb.config import (
     mariadb_cloud_config,
     render_mariadb_setup_script,
 )
+from components.data.rabbitmq.cluster import CLI_PORTS
 from components.data.rabbitmq.config import (
+    DIST_PORT,
+    EPMD_PORT,
     RABBITMQ_TLS_FILES,
     RabbitMqCredentials,
     RabbitMqNodeArgs,
@@ -163,8 +167,30 @@ def test_rabbitmq_joiners_start_after_the_previous_node_answers() -> None:
         credentials=RabbitMqCredentials(admin_password="a", app_password="b", erlang_cookie="COOKIE"),
     )
     script = files(rabbitmq_cloud_config(args))["/usr/local/lib/platform/rabbitmq-setup.sh"]["content"]
-    assert "PREVIOUS=10.0.1.11" in script and "/dev/tcp/${PREVIOUS}/5672" in script
+    assert "PREVIOUS=10.0.1.11" in script and "/dev/tcp/${PREVIOUS}/25672" in script
     assert script.index("PREVIOUS=") < script.index("systemctl restart rabbitmq-server")
+    assert subprocess.run(["bash", "-n"], input=script, text=True).returncode == 0
+
+
+@pytest.mark.parametrize("index", [0, 1, 2])
+def test_rabbitmq_setup_probes_peers_only_on_ports_their_firewall_admits_between_peers(index: int) -> None:
+    args = RabbitMqNodeArgs(
+        index=index,
+        addresses=ADDRESSES[:3],
+        node_names=node_names_for(["mq-0", "mq-1", "mq-2"]),
+        credentials=RabbitMqCredentials(admin_password="a", app_password="b", erlang_cookie="COOKIE"),
+        tls=RABBITMQ_TLS_FILES,
+    )
+    script = files(rabbitmq_cloud_config(args, MATERIAL))["/usr/local/lib/platform/rabbitmq-setup.sh"]["content"]
+    # cluster-from-peers (components/data/rabbitmq/cluster.py) admits these between peers; 5671 is app-only.
+    low, high = (int(p) for p in CLI_PORTS.split("-"))
+    admitted = {EPMD_PORT, DIST_PORT, *range(low, high + 1)}
+    ports = {int(p) for p in re.findall(r"/dev/tcp/\$\{\w+\}/(\d+)", script)}
+    for line in re.findall(r"PEERS=\(([^)]*)\)", script):
+        ports |= {int(entry.rsplit("/", 1)[1]) for entry in line.split()}
+    assert ports, script
+    assert ports <= admitted, f"probes {ports} but peers admit only {sorted(admitted)[:3]}..."
+    assert "5671" not in script
     assert subprocess.run(["bash", "-n"], input=script, text=True).returncode == 0
 
 
@@ -208,7 +234,10 @@ def test_private_ipv4_function_picks_only_linode_private_network_addresses() -> 
 # --- the Galera bootstrap decision, run for real with stand-in commands ----------------------
 
 
-def run_galera_setup(tmp_path: Path, index: int, *, grastate: bool, peer_listening: bool) -> list[str]:
+CLIENT_PORT, GALERA_PORT = 13306, 14567
+
+
+def run_galera_setup(tmp_path: Path, index: int, *, grastate: bool, peer_ports: tuple[int, ...] = ()) -> list[str]:
     """Run node `index`'s rendered setup script; returns the commands it called, in order."""
     bin_dir, datadir, secrets = tmp_path / "bin", tmp_path / "data", tmp_path / "secrets"
     for directory in (bin_dir, datadir, secrets):
@@ -223,13 +252,19 @@ def run_galera_setup(tmp_path: Path, index: int, *, grastate: bool, peer_listeni
         (datadir / "grastate.dat").write_text("safe_to_bootstrap: 0\n")
     addresses = ["127.0.3.51", "127.0.3.52", "127.0.3.53"]
     args = MariaDbNodeArgs(
-        nodes=3, index=index, addresses=addresses, credentials=MARIADB_CREDS, datadir=str(datadir), galera_port=14567
+        nodes=3,
+        index=index,
+        addresses=addresses,
+        credentials=MARIADB_CREDS,
+        datadir=str(datadir),
+        port=CLIENT_PORT,
+        galera_port=GALERA_PORT,
     )
     script = render_mariadb_setup_script(args, secrets_dir=str(secrets), policy_rc=str(tmp_path / "policy-rc.d"))
-    listener = socket.socket()
+    listeners = [socket.socket() for _ in peer_ports]
     try:
-        if peer_listening:
-            listener.bind(("127.0.3.52", 14567))
+        for listener, port in zip(listeners, peer_ports, strict=True):
+            listener.bind(("127.0.3.52", port))
             listener.listen()
         result = subprocess.run(
             ["bash", "-c", script],
@@ -239,28 +274,38 @@ def run_galera_setup(tmp_path: Path, index: int, *, grastate: bool, peer_listeni
             timeout=60,
         )
     finally:
-        listener.close()
+        for listener in listeners:
+            listener.close()
     assert result.returncode == 0, result.stderr
     return calls.read_text().splitlines() if calls.exists() else []
 
 
 def test_node_zero_bootstraps_a_fresh_cluster_when_no_peer_answers(tmp_path: Path) -> None:
-    calls = run_galera_setup(tmp_path, 0, grastate=False, peer_listening=False)
+    calls = run_galera_setup(tmp_path, 0, grastate=False)
     assert "galera_new_cluster " in calls
     assert "systemctl start mariadb" not in calls
 
 
 def test_node_zero_joins_when_a_peer_already_runs(tmp_path: Path) -> None:
-    calls = run_galera_setup(tmp_path, 0, grastate=False, peer_listening=True)
+    # A running member serves clients (and, of course, Galera).
+    calls = run_galera_setup(tmp_path, 0, grastate=False, peer_ports=(GALERA_PORT, CLIENT_PORT))
     assert "galera_new_cluster " not in calls
     assert "systemctl start mariadb" in calls
 
 
+def test_node_zero_bootstraps_when_peers_only_wait_to_join(tmp_path: Path) -> None:
+    # A joiner retrying 'systemctl start mariadb' listens on the Galera port but serves no clients:
+    # it is waiting for a primary component that only node 0 can create.
+    calls = run_galera_setup(tmp_path, 0, grastate=False, peer_ports=(GALERA_PORT,))
+    assert "galera_new_cluster " in calls
+    assert "systemctl start mariadb" not in calls
+
+
 def test_node_zero_with_an_existing_data_directory_never_bootstraps(tmp_path: Path) -> None:
-    calls = run_galera_setup(tmp_path, 0, grastate=True, peer_listening=False)
+    calls = run_galera_setup(tmp_path, 0, grastate=True)
     assert "galera_new_cluster " not in calls and "systemctl start mariadb" in calls
 
 
 def test_other_nodes_always_join(tmp_path: Path) -> None:
-    calls = run_galera_setup(tmp_path, 2, grastate=False, peer_listening=False)
+    calls = run_galera_setup(tmp_path, 2, grastate=False)
     assert "galera_new_cluster " not in calls and "systemctl start mariadb" in calls

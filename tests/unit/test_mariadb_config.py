@@ -77,6 +77,26 @@ def test_galera_node_lists_every_peer_and_announces_its_own_address() -> None:
     assert mysqld["binlog_format"] == "ROW" and mysqld["innodb_autoinc_lock_mode"] == "2"
 
 
+def test_every_galera_node_keeps_a_binary_log_with_every_write_for_point_in_time_recovery() -> None:
+    server_ids = set()
+    for index in range(3):
+        mysqld = parsed(node(3, index))["mysqld"]
+        assert mysqld["log_bin"] == "mariadb-bin"  # the basename docs/RUNBOOK.md replays
+        assert mysqld["log_slave_updates"] == "ON"  # writes applied from peers reach this binlog too
+        assert mysqld["binlog_format"] == "ROW"
+        server_ids.add(mysqld["server_id"])
+    assert len(server_ids) == 3
+
+
+def test_runbook_replays_the_binary_logs_by_the_name_the_server_writes() -> None:
+    from pathlib import Path
+
+    runbook = (Path(__file__).resolve().parents[2] / "docs" / "RUNBOOK.md").read_text()
+    basename = parsed(node(3, 0))["mysqld"]["log_bin"]
+    assert f"ls {basename}.[0-9]*" in runbook
+    assert "mysql-bin" not in runbook
+
+
 def test_primary_replica_pair_uses_gtid_and_only_the_replica_is_read_only() -> None:
     primary, replica = parsed(node(2, 0))["mysqld"], parsed(node(2, 1))["mysqld"]
     for mysqld in (primary, replica):

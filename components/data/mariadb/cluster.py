@@ -89,7 +89,13 @@ class MariaDbCluster(DataCluster):
         if self.topology is MariaDbTopology.PRIMARY_REPLICA:
             rules.append(InboundRule("replication-from-peers", "TCP", str(MARIADB_PORT), peers))
         elif self.topology is MariaDbTopology.GALERA:
-            rules.append(InboundRule("galera-from-peers", "TCP", f"{GALERA_PORT},{IST_PORT},{SST_PORT}", peers))
+            # MARIADB_PORT: node 0's setup script asks whether any peer already serves clients
+            # (a running member) before it bootstraps a new cluster.
+            rules.append(
+                InboundRule(
+                    "galera-from-peers", "TCP", f"{GALERA_PORT},{IST_PORT},{SST_PORT},{MARIADB_PORT}", peers
+                )
+            )
         return rules
 
     def make_connection(self) -> MariaDbConnection:

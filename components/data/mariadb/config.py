@@ -153,14 +153,23 @@ def render_server_cnf(args: MariaDbNodeArgs) -> str:
             }
         )
     sections: dict[str, dict[str, str | None]] = {"mysqld": mysqld}
-    if args.topology is MariaDbTopology.PRIMARY_REPLICA:
+    if args.topology in (MariaDbTopology.PRIMARY_REPLICA, MariaDbTopology.GALERA):
+        # Point-in-time recovery (platform-backup binlog-ship) needs a binary log on every node that
+        # can be the backup node. On Galera, writes applied from peers reach the local binlog only
+        # with log_slave_updates, so each node's binlog holds every write. The basename is what
+        # docs/RUNBOOK.md replays (mariadb-bin.NNNNNN).
         mysqld.update(
             {
                 "log_bin": "mariadb-bin",
                 "log_slave_updates": "ON",
+                "expire_logs_days": "7",
+            }
+        )
+    if args.topology is MariaDbTopology.PRIMARY_REPLICA:
+        mysqld.update(
+            {
                 "gtid_strict_mode": "ON",
                 "relay_log": "relay-bin",
-                "expire_logs_days": "7",
             }
         )
         if args.index > 0:
@@ -328,12 +337,15 @@ def render_mariadb_setup_script(
             "fi",
         ]
     if args.topology is MariaDbTopology.GALERA:
+        # A running member serves clients; a joiner still waiting for a primary component listens
+        # on the Galera port but opens the client port only after its SST. Probing the Galera port
+        # made node 0 turn joiner when its peers booted first, and nobody ever bootstrapped.
         lines += [
             'peer_answers() { for peer in "${PEERS[@]}"; do '
-            + wait_for_tcp("peer", args.galera_port)
+            + wait_for_tcp("peer", args.port)
             + " && return 0; done; return 1; }",
             'if [ ! -e "$DATADIR/grastate.dat" ] && [ "$INDEX" -eq 0 ] && ! peer_answers; then',
-            "  # Fresh data directory, node 0, nobody else running: this is a brand-new cluster.",
+            "  # Fresh data directory, node 0, no peer serving clients: this is a brand-new cluster.",
             "  galera_new_cluster",
             "  wait_for_socket",
             f"  mariadb < {users_sql}",

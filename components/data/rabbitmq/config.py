@@ -291,14 +291,23 @@ JOIN_CONF = "/etc/rabbitmq/rabbitmq.conf.join"
 
 
 def render_rabbitmq_setup_script(args: RabbitMqNodeArgs, private_network: bool = False) -> str:
-    """First-boot start; the seed turns joiner when any peer already answers on AMQP."""
-    peers = " ".join(shlex.quote(a) for i, a in enumerate(args.addresses) if i != args.index)
+    """First-boot start; the seed turns joiner when any peer's Erlang distribution port answers.
+
+    Peers are probed on their distribution port (25672), which the RabbitMQ Cloud Firewall admits
+    between peers (cluster-from-peers); the AMQP port is open to the app side only (amqp-from-app).
+    """
+    # address/port, so that "/dev/tcp/${peer}" names both
+    peers = " ".join(
+        shlex.quote(f"{a}/{args.dist_ports[i] if args.dist_ports else DIST_PORT}")
+        for i, a in enumerate(args.addresses)
+        if i != args.index
+    )
     lines = ["rm -f /usr/sbin/policy-rc.d"]
     if args.seeds and peers:
         lines += [
             f"PEERS=({peers})",
             'for peer in "${PEERS[@]}"; do',
-            "  if " + wait_for_tcp("peer", args.port) + "; then",
+            '  if timeout 2 bash -c "</dev/tcp/${peer}" 2>/dev/null; then',
             f"    cp {JOIN_CONF} /etc/rabbitmq/rabbitmq.conf",
             "    break",
             "  fi",
@@ -315,11 +324,13 @@ def render_rabbitmq_setup_script(args: RabbitMqNodeArgs, private_network: bool =
     if args.index > 0:
         # Nodes join one after the other: RabbitMQ 3.10 nodes booting at the same moment can wait
         # on each other's discovery lock for minutes. Wait (at most 15 minutes) for the previous
-        # node's AMQP port, then start anyway: the full peer list still finds any running node.
+        # node's distribution port (the port its peers' firewall admits), then start anyway: the
+        # full peer list still finds any running node.
+        previous_dist_port = args.dist_ports[args.index - 1] if args.dist_ports else DIST_PORT
         lines += [
             f"PREVIOUS={shlex.quote(args.addresses[args.index - 1])}",
             "for attempt in $(seq 1 90); do",
-            "  " + wait_for_tcp("PREVIOUS", args.port) + " && break",
+            "  " + wait_for_tcp("PREVIOUS", previous_dist_port) + " && break",
             "  sleep 10",
             "done",
         ]

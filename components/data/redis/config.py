@@ -225,18 +225,42 @@ def redis_cloud_config(
 EXPORTER_PORT = 9121
 SCRAPE_JOB = "redis"
 
-# The exporter reads Redis's password from the server's own config at each start, so the secret
-# is written once (by the data tier) and never copied into another config file.
+# The exporter reads how to reach Redis from the server's own config at each start: the address
+# Redis binds (the VPC address first; never 127.0.0.1), plaintext or TLS (with the internal CA, and
+# a client certificate when tls-auth-clients asks for one) and the password. The secret is written
+# once (by the data tier) and never copied into another config file; /etc/redis is not readable by
+# the exporter's user, so the CA (and a client certificate) are copied to /run for it.
 REDIS_PASSWORD_HELPER = "/usr/local/lib/platform/redis-exporter-env"
 REDIS_PASSWORD_SCRIPT = """#!/bin/sh
-# Managed by platform-infra (cloud-init): Redis's password for prometheus-redis-exporter.
+# Managed by platform-infra (cloud-init): how prometheus-redis-exporter reaches Redis.
 set -eu
 conf="${REDIS_CONF:-/etc/redis/redis.conf}"
 out="${EXPORTER_ENV:-/run/prometheus-redis-exporter.env}"
+tls_dir="${EXPORTER_TLS_DIR:-/run/prometheus-redis-exporter}"
 umask 077
-password=$(awk '$1 == "requirepass" {print $2}' "$conf" | tr -d '"')
-printf 'REDIS_PASSWORD="%s"\\n' "$password" > "$out"
-if id prometheus >/dev/null 2>&1; then chown prometheus "$out"; fi
+value() { awk -v key="$1" '$1 == key {print $2; exit}' "$conf" | tr -d '"'; }
+owned() { if id prometheus >/dev/null 2>&1; then chown prometheus "$@"; fi; }
+host=$(value bind)
+tls_port=$(value tls-port)
+{
+  printf 'REDIS_PASSWORD="%s"\\n' "$(value requirepass)"
+  if [ -n "$tls_port" ] && [ "$tls_port" != 0 ]; then
+    install -d -m 0755 "$tls_dir"
+    install -m 0644 "$(value tls-ca-cert-file)" "$tls_dir/ca.pem"
+    printf 'REDIS_ADDR="rediss://%s:%s"\\n' "$host" "$tls_port"
+    printf 'REDIS_EXPORTER_TLS_CA_CERT_FILE="%s"\\n' "$tls_dir/ca.pem"
+    if [ "$(value tls-auth-clients)" != no ]; then  # Redis's default is yes
+      install -m 0600 "$(value tls-cert-file)" "$tls_dir/client.crt"
+      install -m 0600 "$(value tls-key-file)" "$tls_dir/client.key"
+      owned "$tls_dir/client.crt" "$tls_dir/client.key"
+      printf 'REDIS_EXPORTER_TLS_CLIENT_CERT_FILE="%s"\\n' "$tls_dir/client.crt"
+      printf 'REDIS_EXPORTER_TLS_CLIENT_KEY_FILE="%s"\\n' "$tls_dir/client.key"
+    fi
+  else
+    printf 'REDIS_ADDR="redis://%s:%s"\\n' "$host" "$(value port)"
+  fi
+} > "$out"
+owned "$out"
 """
 REDIS_EXPORTER_DROPIN = f"""# Managed by platform-infra (cloud-init).
 [Service]
@@ -248,7 +272,7 @@ EnvironmentFile=-/run/prometheus-redis-exporter.env
 def exporter_cloud_config(address: str) -> dict[str, Any]:
     args = [
         f"-web.listen-address={address}:{EXPORTER_PORT}",
-        "-redis.addr=redis://127.0.0.1:6379",
+        # -redis.addr and TLS come from REDIS_ADDR / REDIS_EXPORTER_TLS_* (REDIS_PASSWORD_SCRIPT).
     ]
     return {
         "packages": ["prometheus-redis-exporter"],

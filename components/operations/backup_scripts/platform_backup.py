@@ -68,8 +68,8 @@ class Config:
     work_dir: Path
     mysql_defaults_file: str | None
     redis_conf: Path
-    redis_host: str
-    redis_port: int
+    redis_host: str | None  # None: the first address redis.conf binds
+    redis_port: int | None  # None: redis.conf's tls-port, else its port
     verify_timeout: int
 
     @classmethod
@@ -92,8 +92,8 @@ class Config:
             work_dir=Path(env.get("PLATFORM_BACKUP_WORK_DIR", "/var/tmp/platform-backup")),
             mysql_defaults_file=env.get("PLATFORM_BACKUP_MYSQL_DEFAULTS_FILE") or None,
             redis_conf=Path(env.get("PLATFORM_BACKUP_REDIS_CONF", "/etc/redis/redis.conf")),
-            redis_host=env.get("PLATFORM_BACKUP_REDIS_HOST", "127.0.0.1"),
-            redis_port=int(env.get("PLATFORM_BACKUP_REDIS_PORT", "6379")),
+            redis_host=env.get("PLATFORM_BACKUP_REDIS_HOST") or None,
+            redis_port=int(env["PLATFORM_BACKUP_REDIS_PORT"]) if env.get("PLATFORM_BACKUP_REDIS_PORT") else None,
             verify_timeout=int(env.get("PLATFORM_BACKUP_VERIFY_TIMEOUT", "600")),
         )
 
@@ -499,28 +499,43 @@ def verify(config: Config, store: Store) -> dict[str, Any]:
 # --- Redis and RabbitMQ --------------------------------------------------------------------------
 
 
+def _redis_conf_values(path: Path) -> dict[str, str]:
+    """First value of each directive in redis.conf (quotes removed)."""
+    values: dict[str, str] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            parts = line.split(None, 1)
+            if len(parts) == 2 and not parts[0].startswith("#"):
+                values.setdefault(parts[0], parts[1].split()[0].strip('"') if parts[0] != "requirepass" else parts[1])
+    return values
+
+
+def redis_cli_args(config: Config) -> tuple[list[str], str | None]:
+    """redis-cli's connection options the way Redis listens (redis.conf: bind, port or TLS-only
+    tls-port with the CA, a client certificate when tls-auth-clients asks), and its password.
+    PLATFORM_BACKUP_REDIS_HOST/PORT override the address and port."""
+    conf = _redis_conf_values(config.redis_conf)
+    password = conf["requirepass"].strip().strip('"') if "requirepass" in conf else None
+    tls_port = conf.get("tls-port", "0")
+    tls = tls_port != "0"
+    host = config.redis_host or conf.get("bind", "127.0.0.1")
+    port = config.redis_port or int(tls_port if tls else conf.get("port", "6379"))
+    argv = ["redis-cli", "-h", host, "-p", str(port)]
+    if tls:
+        argv += ["--tls", "--cacert", conf["tls-ca-cert-file"]]
+        if conf.get("tls-auth-clients", "yes") != "no":  # Redis's default is yes
+            argv += ["--cert", conf["tls-cert-file"], "--key", conf["tls-key-file"]]
+    return argv, password
+
+
 def redis_snapshot(config: Config, store: Store) -> int:
     env = dict(os.environ)
-    if config.redis_conf.exists():
-        for line in config.redis_conf.read_text().splitlines():
-            if line.startswith("requirepass "):
-                env["REDISCLI_AUTH"] = line.split(None, 1)[1].strip().strip('"')
+    argv, password = redis_cli_args(config)
+    if password is not None:
+        env["REDISCLI_AUTH"] = password
     config.state_dir.mkdir(parents=True, exist_ok=True)
     dump = config.state_dir / "redis-snapshot.rdb"
-    _run(
-        [
-            "redis-cli",
-            "-h",
-            config.redis_host,
-            "-p",
-            str(config.redis_port),
-            "--no-auth-warning",
-            "--rdb",
-            str(dump),
-        ],
-        timeout=1800,
-        env=env,
-    )
+    _run([*argv, "--no-auth-warning", "--rdb", str(dump)], timeout=1800, env=env)
     with _pipeline(["cat", str(dump)], config.state_dir / "redis.log") as stream:
         _, size = store.upload_stream(stream, config.key("redis", f"{_timestamp()}.rdb.zst"))
     dump.unlink()
