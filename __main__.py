@@ -96,7 +96,7 @@ data_tier = build_data_tier(
 windows = backup_windows(
     ops.backups,
     data_tier.instance_ids(),
-    {role: service.nodes for role, service in settings.data.services.items()},
+    settings.data.node_counts,
 )
 
 # --- kubernetes tier ------------------------------------------------------------------

@@ -64,7 +64,7 @@ def build_observability(args: ObservabilityArgs) -> Observability:
     monitoring: Monitoring | None = None
     exports: dict[str, Any] = {}
     if ops.monitoring.enabled:
-        counts = {role: service.nodes for role, service in settings.data.services.items()}
+        counts = settings.data.node_counts
         backups = ops.backups
         rules = alert_rule_groups(
             ops.monitoring.alerts,

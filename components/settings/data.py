@@ -121,5 +121,10 @@ class DataSettings(StrictModel):
         return {name: value for name, value in self if isinstance(value, ServiceSettings)}
 
     @property
+    def node_counts(self) -> dict[str, int]:
+        """How many VMs each data service has, by role."""
+        return {role: service.nodes for role, service in self.services.items()}
+
+    @property
     def vm_count(self) -> int:
-        return sum(service.nodes for service in self.services.values())
+        return sum(self.node_counts.values())

@@ -141,7 +141,7 @@ def _tier(settings: StackSettings) -> _Step1:
 
 
 def _node_counts(settings: StackSettings) -> dict[str, int]:
-    return {role: service.nodes for role, service in settings.data.services.items()}
+    return settings.data.node_counts
 
 
 @pytest.mark.parametrize("stack", STACKS)
