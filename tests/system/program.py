@@ -233,9 +233,46 @@ def _vpc_interface(record: ResourceRecord, subnets: dict[str, Any]) -> tuple[str
 
 
 @cache
+def stack_records(stack: str) -> tuple[ResourceRecord, ...]:
+    """Every resource of the stack's whole-program run (one run per stack and test process)."""
+    return tuple(run_program_with_real_tls(stack))
+
+
+def app_settings(stack: str) -> dict[str, str]:
+    """The application's connection settings: the Secret the app pods read (DATABASE_URL, ...)."""
+    for record in stack_records(stack):
+        if record.type == "kubernetes:core/v1:Secret":
+            data = _plain(record.inputs.get("stringData")) or {}
+            if "DATABASE_URL" in data:
+                return {key: _plain(value) for key, value in data.items()}
+    raise LookupError(f"{stack}: no Secret with the application's DATABASE_URL")
+
+
+def app_host_aliases(stack: str) -> dict[str, str]:
+    """name -> address, from the app pods' hostAliases (how pods resolve the data nodes)."""
+    for record in stack_records(stack):
+        if record.type == "kubernetes:apps/v1:Deployment":
+            spec = _plain(record.inputs.get("spec")) or {}
+            aliases = spec.get("template", {}).get("spec", {}).get("hostAliases") or []
+            if aliases:
+                return {name: _plain(alias["ip"]) for alias in aliases for name in alias["hostnames"]}
+    return {}
+
+
+def config_map_file(stack: str, key: str) -> str:
+    """A file the program ships to pods in a ConfigMap (e.g. the database proxy's haproxy.cfg)."""
+    for record in stack_records(stack):
+        if record.type == "kubernetes:core/v1:ConfigMap":
+            data = _plain(record.inputs.get("data")) or {}
+            if key in data:
+                return str(_plain(data[key]))
+    raise LookupError(f"{stack}: no ConfigMap carries {key}")
+
+
+@cache
 def stack_vms(stack: str) -> dict[str, Vm]:
     """Every Linode instance of the stack, with its user data and its Cloud Firewall rules."""
-    records = run_program_with_real_tls(stack)
+    records = stack_records(stack)
     subnets = {r.id: r.inputs.get("ipv4") for r in records if r.type == "linode:index/vpcSubnet:VpcSubnet"}
     vms: dict[str, Vm] = {}
     by_id: dict[str, Vm] = {}

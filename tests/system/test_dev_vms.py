@@ -3,11 +3,11 @@ every unit it enables active, and only what its Cloud Firewall admits reaches it
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 
 import pytest
 
+from tests.system import scenarios
 from tests.system.checks import (
     Fleet,
     cloud_init_report,
@@ -15,10 +15,9 @@ from tests.system.checks import (
     failed_units,
     fleet,
     inactive_units,
-    scrape,
     tcp_open,
 )
-from tests.system.program import layer_ssh_key, stack_vms
+from tests.system.program import stack_vms
 
 STACK = "dev"
 LABELS = [
@@ -74,69 +73,18 @@ def test_data_vm_ssh_is_closed_to_everyone_but_the_bastion(dev: Fleet) -> None:
     assert probe.returncode == 0, "the bastion cannot reach the data VM's ssh"
 
 
-def _address_for_app(vm_private: str | None, vm_address: str) -> str:
-    # dev and staging pods reach the data VMs over Linode's private network, prod's over the VPC.
-    return vm_private or vm_address
-
-
-EXPORTERS = [
-    ("platform-infra-dev-mariadb-0", 9100, "node_systemd_unit_state", None),
-    ("platform-infra-dev-mariadb-0", 9104, "mysql_up 1", None),
-    ("platform-infra-dev-redis-0", 9100, "node_systemd_unit_state", None),
-    ("platform-infra-dev-redis-0", 9121, "redis_up 1", None),
-    ("platform-infra-dev-rabbitmq-0", 9100, "node_systemd_unit_state", None),
-    ("platform-infra-dev-rabbitmq-0", 15692, "rabbitmq_identity_info", None),
-]
-
-
-@pytest.mark.parametrize(
-    ("label", "port", "expected"),
-    [
-        pytest.param(label, port, expected, marks=[pytest.mark.xfail(strict=True, reason=reason)] if reason else [])
-        for label, port, expected, reason in EXPORTERS
-    ],
-)
-def test_exporter_answers_from_the_app_side_with_real_metrics(dev: Fleet, label: str, port: int, expected: str) -> None:
-    vm = dev[label].vm
-    text = scrape(dev.lan.client, _address_for_app(vm.private_address, vm.address), port, dev.sources["app"])
-    assert expected in text, text[-2000:]
-
-
-def _ssh(dev: Fleet, *args: str) -> subprocess.CompletedProcess[str]:
-    key, _ = layer_ssh_key()
-    config = key.parent / f"config-{dev.name}"
-    config.write_text(
-        "Host *\n"
-        f"  IdentityFile {key}\n  IdentitiesOnly yes\n  BindAddress {dev.sources['admin']}\n"
-        "  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n"
-        "  ConnectTimeout 10\n  BatchMode yes\n"
-    )
-    return subprocess.run(
-        ["ip", "netns", "exec", dev.lan.client, "ssh", "-F", str(config), *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+def test_every_exporter_answers_from_the_app_side_with_real_metrics(dev: Fleet) -> None:
+    assert scenarios.exporter_failures(dev) == {}
 
 
 def test_ssh_through_the_bastion_reaches_a_data_vm(dev: Fleet) -> None:
-    bastion = dev["platform-infra-dev-bastion-0"].vm.address
-    target = dev["platform-infra-dev-mariadb-0"].vm
-    result = _ssh(dev, "-J", f"ops@{bastion}", f"ops@{target.address}", "hostname")
+    target = "platform-infra-dev-mariadb-0"
+    result = scenarios.ssh_through_bastion(dev, "platform-infra-dev-bastion-0", target)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == target.label
+    assert result.stdout.strip() == target
 
 
 def test_password_login_is_refused(dev: Fleet) -> None:
-    bastion = dev["platform-infra-dev-bastion-0"].vm.address
-    result = _ssh(
-        dev,
-        "-o",
-        "PubkeyAuthentication=no",
-        "-o",
-        "PreferredAuthentications=password,keyboard-interactive",
-        f"ops@{bastion}",
-        "true",
-    )
+    result = scenarios.password_login(dev, "platform-infra-dev-bastion-0")
     assert result.returncode == 255
     assert "Permission denied (publickey)" in result.stderr, result.stderr

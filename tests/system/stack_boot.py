@@ -1,30 +1,19 @@
-"""Staging's and prod's data tier, booted from its complete user data, in every boot order.
-
-prod: 3-node Galera, Redis primary + 2 replicas with Sentinel, 3-node RabbitMQ (TLS on).
-staging: MariaDB primary + replica, Redis primary + replica, 2-node RabbitMQ (TLS on).
+"""Booting a stack's data tier and asking whether its clusters formed (shared by the test modules).
 
 All of a stack's data VMs and its bastion boot on one private network, as Linode creates them:
 node 0 of every cluster first (its cloud-init done before the others start), last (started
 once its peers run their setup scripts), or together with them. Per cluster: every VM's
 cloud-init `done` without errors, every unit its user data starts active, no traffic between
 the cluster's own peers dropped by their Cloud Firewall, and the cluster healthy.
-
-Orders run by default: PLATFORM_INFRA_SYSTEM_ORDERS (comma separated; default "together",
-the only order that fits CI's 20-minute budget on 2 cores; "first,last,together" runs the
-full matrix, about 3x as long).
-
-Known defects of the rendered configuration are xfail(strict=True): the day one is fixed its
-test turns XPASS and fails, so the mark goes with the fix.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-
-import pytest
 
 from tests.system.checks import (
     EVIDENCE,
@@ -46,21 +35,13 @@ from tests.system.clusters import (
 )
 from tests.system.program import stack_vms
 
-ORDERS = [o for o in os.environ.get("PLATFORM_INFRA_SYSTEM_ORDERS", "together").split(",") if o]
+# The boot orders run (comma separated). "together" is test_clusters.py's boot, which also runs
+# the failover, backup and access scenarios; the others only form the clusters (test_boot_orders.py).
+ORDERS = [o for o in os.environ.get("PLATFORM_INFRA_SYSTEM_ORDERS", "first,last,together").split(",") if o]
 CLOUD_INIT_DEADLINE = float(os.environ.get("PLATFORM_INFRA_SYSTEM_DEADLINE", "450"))
 HEALTHY_TIMEOUT = 120.0
 ROLES = ("mariadb", "redis", "rabbitmq")
 STACKS = ("staging", "prod")
-
-# Defects this layer found, keyed by (stack, role, order) with "*" for any; see the README.
-KNOWN_DEFECTS: dict[tuple[str, str, str], str] = {}
-
-
-def _known(stack: str, role: str, order: str) -> str | None:
-    for key in ((stack, role, order), (stack, role, "*"), ("*", role, order), ("*", role, "*")):
-        if key in KNOWN_DEFECTS:
-            return KNOWN_DEFECTS[key]
-    return None
 
 
 @dataclass(frozen=True)
@@ -100,16 +81,14 @@ def _boot(group: Fleet, boot: StackBoot) -> None:
     group.boot_started = started  # type: ignore[attr-defined]
 
 
-@pytest.fixture(
-    scope="module", params=[StackBoot(s, o) for s in STACKS for o in ORDERS], ids=lambda b: f"{b.stack}-node0-{b.order}"
-)
-def booted(request: pytest.FixtureRequest) -> Iterator[tuple[StackBoot, Fleet]]:
-    boot: StackBoot = request.param
+@contextlib.contextmanager
+def booted_stack(boot: StackBoot) -> Iterator[Fleet]:
+    """The stack's bastion and data VMs, booted in `boot.order`; torn down on exit."""
     vms = stack_vms(boot.stack)
     labels = [boot.bastion] + [label for role in ROLES for label in boot.labels(role)]
     with fleet(f"pi{boot.stack[:2]}{boot.order[0]}", [vms[label] for label in labels]) as group:
         _boot(group, boot)
-        yield boot, group
+        yield group
 
 
 def _healthy(role: str, group: Fleet, labels: list[str]) -> bool:
@@ -136,12 +115,8 @@ def _healthy(role: str, group: Fleet, labels: list[str]) -> bool:
     raise ValueError(role)
 
 
-@pytest.mark.parametrize("role", ROLES)
-def test_cluster_boots_and_forms(booted: tuple[StackBoot, Fleet], role: str, request: pytest.FixtureRequest) -> None:
-    boot, group = booted
-    reason = _known(boot.stack, role, boot.order)
-    if reason:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
+def check_cluster_formed(boot: StackBoot, group: Fleet, role: str) -> None:
+    """cloud-init done without errors, every unit active, no peer traffic dropped, cluster healthy."""
     labels = boot.labels(role)
     drops = set().union(*(group.peer_drops(label) for label in labels))
     case = f"{boot.stack} {role} node0-{boot.order}"

@@ -1,0 +1,86 @@
+"""Prod's bastion and data tier (3-node Galera behind the database proxy, Redis primary + 2 replicas
+with Sentinel, 3-node RabbitMQ, TLS on every path) booted together from their complete user data,
+then used the way the application and the operators use them, and broken one node at a time.
+
+The failover tests power a node off for good, so they come last, in the order written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.system import scenarios
+from tests.system.app_side import AppSide
+from tests.system.checks import EVIDENCE, Fleet
+from tests.system.program import config_map_file
+from tests.system.stack_boot import ROLES, StackBoot, booted_stack, check_cluster_formed
+
+BOOT = StackBoot("prod", "together")
+
+
+@pytest.fixture(scope="module")
+def prod() -> Iterator[tuple[Fleet, AppSide]]:
+    with booted_stack(BOOT) as group:
+        app = AppSide(group, BOOT.stack)
+        try:
+            yield group, app
+        finally:
+            app.close()
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_cluster_boots_and_forms(prod: tuple[Fleet, AppSide], role: str) -> None:
+    check_cluster_formed(BOOT, prod[0], role)
+
+
+def test_every_exporter_answers_from_the_app_side_with_real_metrics(prod: tuple[Fleet, AppSide]) -> None:
+    assert scenarios.exporter_failures(prod[0]) == {}
+
+
+def test_ssh_through_the_bastion_reaches_each_data_vm_and_passwords_are_refused(prod: tuple[Fleet, AppSide]) -> None:
+    group = prod[0]
+    for role in ROLES:
+        target = BOOT.labels(role)[0]
+        result = scenarios.ssh_through_bastion(group, BOOT.bastion, target)
+        assert (result.returncode, result.stdout.strip()) == (0, target), result.stderr
+    refused = scenarios.password_login(group, BOOT.bastion)
+    assert refused.returncode == 255
+    assert "Permission denied (publickey)" in refused.stderr, refused.stderr
+
+
+def test_clients_keep_writing_through_the_database_proxy_while_galera_node_0_powers_off(
+    prod: tuple[Fleet, AppSide],
+) -> None:
+    group, app = prod
+    proxy = scenarios.start_database_proxy(app, config_map_file(BOOT.stack, "haproxy.cfg"))
+    try:
+        result = scenarios.galera_failover_through_proxy(app, group, BOOT.labels("mariadb"))
+    finally:
+        proxy.terminate()
+    EVIDENCE["prod galera failover through the proxy"] = result
+    scenarios.record("prod galera: longest write gap after node 0 powered off", result["longest_gap"])
+    assert result["lost"] == [], "acknowledged writes missing from the surviving nodes"
+    assert result["nodes_before"] == [BOOT.labels("mariadb")[0]], "the proxy should send writes to node 0 first"
+    assert result["acknowledged_after_stop"] > 50, result
+    assert BOOT.labels("mariadb")[0] not in result["nodes_after"]
+    assert result["longest_gap"] < 15, result
+
+
+def test_sentinel_promotes_a_replica_within_10_s_and_clients_follow(prod: tuple[Fleet, AppSide]) -> None:
+    group, app = prod
+    result = scenarios.sentinel_failover(app, group, BOOT.labels("redis"))
+    EVIDENCE["prod redis sentinel failover"] = result
+    assert result["promoted_after_s"] is not None, result
+    scenarios.record("prod redis: primary powered off -> Sentinel announces a new primary", result["promoted_after_s"])
+    assert result["promoted_after_s"] < 10, result
+    assert result["first_write_after_s"] is not None and result["first_write_after_s"] < 12, result
+
+
+def test_a_quorum_queue_loses_no_message_with_a_node_stopped(prod: tuple[Fleet, AppSide]) -> None:
+    group, app = prod
+    result = scenarios.quorum_queue_with_node_stopped(app, group, BOOT.labels("rabbitmq"))
+    EVIDENCE["prod rabbitmq quorum queue"] = result
+    assert result["lost"] == [] and result["confirmed"] == 600, result
+    assert result["left"] == 0
