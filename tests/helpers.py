@@ -15,7 +15,7 @@ import pulumi
 
 from components.data.connections import DataConnections
 from components.data.internal_ca import InternalCa, InternalCaArgs
-from components.data.mariadb.cluster import MariaDbConnection
+from components.data.mariadb.cluster import MariaDbConnection, database_proxy
 from components.data.placement import DataVmPlacement
 from components.data.rabbitmq.cluster import RabbitMqConnection
 from components.data.redis.cluster import RedisConnection
@@ -119,6 +119,7 @@ def placement_for(
     protect: bool = False,
     addon: RoleAddon | None = None,
     private_network: bool = False,
+    app_namespace: str | None = "app",
 ) -> DataVmPlacement:
     """A placement like build_data_tier makes; call inside a run_component build."""
     return DataVmPlacement(
@@ -137,6 +138,7 @@ def placement_for(
         ca=InternalCa("test-ca", InternalCaArgs(common_name="test CA")) if tls else None,
         addon=addon,
         private_network=private_network,
+        app_namespace=app_namespace,
     )
 
 
@@ -167,7 +169,9 @@ def assert_nothing_public(records: list[ResourceRecord]) -> None:
 PASSWORD: Any = "unused-in-pure-code"
 
 
-def sample_connections(tls: bool, nodes: int = 3) -> DataConnections:
+def sample_connections(tls: bool, nodes: int = 3, galera_proxy: bool = False) -> DataConnections:
+    """Hand-made connections; `galera_proxy`: MariaDB is a Galera cluster behind its proxy (as
+    MariaDbCluster makes it for 3+ nodes)."""
     db = tuple(f"10.30.1.{10 + i}" for i in range(nodes))
     redis = tuple(f"10.30.1.{20 + i}" for i in range(nodes))
     mq = tuple(f"10.30.1.{30 + i}" for i in range(nodes))
@@ -175,7 +179,14 @@ def sample_connections(tls: bool, nodes: int = 3) -> DataConnections:
     return DataConnections(
         services={
             "mariadb": MariaDbConnection(
-                hosts=db, primary_host=db[0], port=3306, database="app", user="app", password=PASSWORD, tls=tls
+                hosts=db,
+                primary_host=db[0],
+                port=3306,
+                database="app",
+                user="app",
+                password=PASSWORD,
+                tls=tls,
+                proxy=database_proxy("app", db) if galera_proxy else None,
             ),
             "redis": RedisConnection(
                 hosts=redis,

@@ -8,7 +8,7 @@ connection itself, so the Kubernetes tier never names a service.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -25,6 +25,40 @@ class TlsFiles:
 
 
 @dataclass(frozen=True)
+class ClientProxy:
+    """A TCP proxy the app tier runs in its own namespace in front of a data service's nodes.
+
+    Clients dial `host:port` (the proxy's Service) instead of one node; the proxy sends them to
+    the first healthy node in `hosts` order, checked on each node's `health_port`. TLS passes
+    through, so every node's certificate also carries `host`. `render` turns (server name,
+    address pods dial) pairs, in `hosts` order, into the proxy's configuration file (`config_key`).
+    """
+
+    name: str  # Service, Deployment and ConfigMap name in the app namespace
+    namespace: str
+    port: int  # the port clients dial on the proxy, and the proxy on every node
+    health_port: int
+    hosts: tuple[str, ...]  # VPC addresses, node order: the first is active, the others backups
+    monitor_port: int  # the proxy's own health endpoint (its pods' probes)
+    monitor_path: str
+    config_key: str
+    render: Callable[[Sequence[tuple[str, str]]], str] = field(compare=False, repr=False)
+
+    @property
+    def host(self) -> str:
+        """The Service's DNS name: what clients dial and every node's certificate names."""
+        return f"{self.name}.{self.namespace}.svc.cluster.local"
+
+    def exports(self) -> dict[str, Any]:
+        return {
+            "host": self.host,
+            "port": self.port,
+            "health_port": self.health_port,
+            "hosts": list(self.hosts),
+        }
+
+
+@dataclass(frozen=True)
 class ServiceConnection:
     """How clients reach one data service."""
 
@@ -33,8 +67,13 @@ class ServiceConnection:
     tls: bool
 
     def client_ports(self) -> tuple[int, ...]:
-        """Every port an application pod dials on each host (NetworkPolicy egress)."""
+        """Every port an application pod dials on each host (NetworkPolicy egress); none when
+        the pods go through a `client_proxy()` instead."""
         raise NotImplementedError
+
+    def client_proxy(self) -> ClientProxy | None:
+        """The in-cluster proxy the app tier must run for this service, if clients use one."""
+        return None
 
     def environment(self, password: str, name_of: Callable[[str], str], ca_file: str) -> dict[str, str]:
         """The application's settings for this service (Secret keys -> values), e.g. DATABASE_URL.
@@ -47,6 +86,7 @@ class ServiceConnection:
     def exports(self) -> dict[str, Any]:
         """The stack output for this service: every field (the caller keeps the whole output secret)."""
         values = {field.name: getattr(self, field.name) for field in fields(self)}
+        values = {name: value.exports() if isinstance(value, ClientProxy) else value for name, value in values.items()}
         return {**values, "hosts": list(self.hosts)}
 
 
@@ -65,6 +105,10 @@ class DataConnections:
     def name_of(self, host: str) -> str:
         """The name clients use for a node given by its VPC address (the address if unnamed)."""
         return self.node_names.get(host, host)
+
+    def proxies(self) -> list[ClientProxy]:
+        """The in-cluster proxies the app tier runs, in registry order."""
+        return [proxy for connection in self.services.values() if (proxy := connection.client_proxy()) is not None]
 
     def host_aliases(self) -> list[dict[str, Any]]:
         """Pod `hostAliases` entries: each node name pinned to the address pods reach it at."""

@@ -9,7 +9,7 @@ and the connection it hands to the app tier.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +49,8 @@ class DataVmPlacement:
     # Clients outside the VPC (standard-tier LKE) reach the VMs over Linode's private network:
     # the VMs get a private IPv4 and the services listen on it too.
     private_network: bool = False
+    # The Kubernetes namespace the application (and any proxy in front of a service) runs in.
+    app_namespace: str | None = None
 
     def hostname(self, index: int) -> str:
         return f"{self.label_prefix}-{index}"
@@ -90,9 +92,16 @@ def password(name: str, parent: pulumi.Resource, length: int = 32) -> random.Ran
 
 
 def tls_materials(
-    name: str, placement: DataVmPlacement, parent: pulumi.Resource
+    name: str,
+    placement: DataVmPlacement,
+    parent: pulumi.Resource,
+    extra_dns_names: Callable[[int], Sequence[str]] = lambda _index: (),
 ) -> list[pulumi.Output[TlsMaterial] | None]:
-    """Per-node TLS material from the internal CA (None everywhere when TLS is off)."""
+    """Per-node TLS material from the internal CA (None everywhere when TLS is off).
+
+    Each certificate names its node (hostname, VPC address) plus `extra_dns_names(index)`: other
+    names clients reach that node by (e.g. a proxy passing TLS through).
+    """
     if placement.ca is None:
         return [None] * len(placement.addresses)
     materials: list[pulumi.Output[TlsMaterial] | None] = []
@@ -101,7 +110,7 @@ def tls_materials(
             f"{name}-{index}-tls",
             common_name=placement.hostname(index),
             ip_addresses=[address],
-            dns_names=[placement.hostname(index)],
+            dns_names=[placement.hostname(index), *extra_dns_names(index)],
             parent=parent,
         )
         materials.append(
@@ -200,7 +209,7 @@ class DataCluster(pulumi.ComponentResource):
         placement.require_nodes(args.settings.nodes, self.title)
         self.prepare(name)
         secrets = self.credentials(name)
-        materials = tls_materials(name, placement, self)
+        materials = tls_materials(name, placement, self, self.extra_dns_names)
         user_data = []
         for index in range(args.settings.nodes):
 
@@ -228,6 +237,10 @@ class DataCluster(pulumi.ComponentResource):
 
     def prepare(self, name: str) -> None:
         """Plan-time facts the other hooks need (topology, node names); optional."""
+
+    def extra_dns_names(self, index: int) -> Sequence[str]:
+        """Names besides its hostname that node `index`'s certificate carries; optional."""
+        return ()
 
     def credentials(self, name: str) -> dict[str, random.RandomPassword]:
         """The cluster's passwords, by the key `node_document` receives their values under."""

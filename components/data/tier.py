@@ -104,6 +104,7 @@ def build_data_tier(
             ca=ca,
             addon=addons.get(role),
             private_network=settings.kubernetes.data_path == "private-network",
+            app_namespace=settings.kubernetes.namespace.name,
         )
         clusters[role] = entry.cluster(role, DataClusterArgs(role=role, settings=service_settings, placement=placement))
     connections = DataConnections(

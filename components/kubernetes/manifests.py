@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from components.data.connections import DataConnections
+from components.kubernetes.data_proxy import ProxyManifest, proxy_destinations, proxy_network_policies, proxy_objects
 from components.kubernetes.ingress import INGRESS_CONTROLLER, edge_objects, ingress_annotations
 from components.kubernetes.objects import PART_OF, StackContext, common_labels, namespace_object, object_meta
 from components.linode.catalog import LINODE_PRIVATE_NETWORK
@@ -110,12 +111,32 @@ def namespace_guardrails(settings: KubernetesSettings, ctx: StackContext) -> lis
 # --- network policies ----------------------------------------------------------------------------
 
 
+def not_proxies(proxies: Sequence[ProxyManifest]) -> list[dict[str, Any]]:
+    """A label-selector expression matching every pod but the proxies' (also pods without the label)."""
+    names = [manifest.proxy.name for manifest in proxies]
+    return [{"key": "app.kubernetes.io/name", "operator": "NotIn", "values": names}] if names else []
+
+
+def app_pod_selector(proxies: Sequence[ProxyManifest] = ()) -> dict[str, Any]:
+    """The application's own pods: ours (part-of), the proxies excepted."""
+    selector: dict[str, Any] = {"matchLabels": {"app.kubernetes.io/part-of": PART_OF}}
+    if proxies:
+        selector["matchExpressions"] = not_proxies(proxies)
+    return selector
+
+
 def network_policies(
-    settings: KubernetesSettings, ctx: StackContext, destinations: Iterable[tuple[str, int]]
+    settings: KubernetesSettings,
+    ctx: StackContext,
+    destinations: Iterable[tuple[str, int]],
+    proxies: Sequence[ProxyManifest] = (),
 ) -> list[dict[str, Any]]:
-    """Default deny both ways, then exactly: DNS, ingress controller -> ports, pods -> data tier."""
+    """Default deny both ways, then exactly: DNS, ingress controller -> ports, pods -> data tier,
+    and for each proxy: app pods -> proxy -> its nodes (a proxy gets neither DNS nor the app's
+    data egress: it dials IP addresses on its own ports only)."""
     ns = settings.namespace.name
-    part_of = {"app.kubernetes.io/part-of": PART_OF}
+    app_pods = app_pod_selector(proxies)
+    everyone_but_proxies: dict[str, Any] = {"matchExpressions": not_proxies(proxies)} if proxies else {}
     policies: list[dict[str, Any]] = [
         {
             "apiVersion": "networking.k8s.io/v1",
@@ -128,7 +149,7 @@ def network_policies(
             "kind": "NetworkPolicy",
             "metadata": object_meta("allow-dns-egress", ns, ctx),
             "spec": {
-                "podSelector": {},
+                "podSelector": everyone_but_proxies,
                 "policyTypes": ["Egress"],
                 "egress": [
                     {
@@ -187,12 +208,15 @@ def network_policies(
                 "kind": "NetworkPolicy",
                 "metadata": object_meta("allow-data-tier-egress", ns, ctx),
                 "spec": {
-                    "podSelector": {"matchLabels": part_of},
+                    "podSelector": app_pods,
                     "policyTypes": ["Egress"],
                     "egress": data_rules,
                 },
             }
         )
+    for manifest in proxies:
+        node_egress = data_egress_rules(settings, proxy_destinations(manifest.proxy))
+        policies += proxy_network_policies(manifest.proxy, ns, ctx, app_pods, node_egress)
     return policies
 
 
@@ -539,17 +563,24 @@ def application_objects(
     secret_data: Mapping[str, Any],
     digest_pinned: Mapping[str, bool] | None = None,
     host_aliases: Sequence[Mapping[str, Any]] = (),
+    proxies: Sequence[ProxyManifest] = (),
 ) -> list[dict[str, Any]]:
-    """Namespace, guardrails, policies, edge rules, the connection Secret and every workload."""
+    """Namespace, guardrails, policies, edge rules, the connection Secret, every workload and
+    the proxies in front of data services (`DataConnections.proxies()`)."""
     ns = settings.namespace.name
+    clash = {w.name for w in settings.workloads} & {m.proxy.name for m in proxies}
+    if clash:
+        raise ValueError(f"workload name(s) {sorted(clash)} are taken by the data tier's proxy")
     secret_keys = sorted(secret_data)
     objects = [namespace_object(ns, settings.kubernetes_minor, ctx)]
     objects += namespace_guardrails(settings, ctx)
-    objects += network_policies(settings, ctx, destinations)
+    objects += network_policies(settings, ctx, destinations, proxies)
     if any(w.ingress for w in settings.workloads):
         objects += edge_objects(settings, ctx)
     objects.append(connection_secret(ns, ctx, secret_data))
     for workload in settings.workloads:
         pinned = None if digest_pinned is None else digest_pinned.get(workload.name)
         objects += workload_objects(workload, ns, ctx, images[workload.name], secret_keys, pinned, host_aliases)
+    for manifest in proxies:
+        objects += proxy_objects(manifest, ns, ctx)
     return objects

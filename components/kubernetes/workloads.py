@@ -17,7 +17,8 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.data.connections import DataConnections
+from components.data.connections import ClientProxy, DataConnections
+from components.kubernetes.data_proxy import ProxyManifest, config_checksum
 from components.kubernetes.manifests import (
     CONNECTION_SECRET,
     application_objects,
@@ -32,6 +33,7 @@ TYPED_KINDS: dict[tuple[str, str], Any] = {
     ("v1", "ResourceQuota"): k8s.core.v1.ResourceQuota,
     ("v1", "LimitRange"): k8s.core.v1.LimitRange,
     ("v1", "Secret"): k8s.core.v1.Secret,
+    ("v1", "ConfigMap"): k8s.core.v1.ConfigMap,
     ("v1", "ServiceAccount"): k8s.core.v1.ServiceAccount,
     ("v1", "Service"): k8s.core.v1.Service,
     ("apps/v1", "Deployment"): k8s.apps.v1.Deployment,
@@ -63,6 +65,17 @@ def secret_values(connections: DataConnections) -> pulumi.Output[dict[str, str]]
     )
 
 
+def proxy_manifest(proxy: ClientProxy, connections: DataConnections) -> ProxyManifest:
+    """The proxy's configuration, rendered from the addresses pods dial (Outputs on the private
+    network path, where Linode assigns them at creation)."""
+    names = [connections.name_of(host) for host in proxy.hosts]
+    addresses = [connections.dial_addresses.get(name, host) for name, host in zip(names, proxy.hosts, strict=True)]
+    config = pulumi.Output.all(*addresses).apply(
+        lambda dialled: proxy.render(list(zip(names, (str(a) for a in dialled), strict=True)))
+    )
+    return ProxyManifest(proxy=proxy, config=config, checksum=config.apply(config_checksum))
+
+
 @dataclass(frozen=True)
 class WorkloadsArgs:
     settings: KubernetesSettings
@@ -80,12 +93,14 @@ class WorkloadsArgs:
 class Workloads(pulumi.ComponentResource):
     namespace: str
     resources: list[pulumi.CustomResource]
+    proxies: list[ProxyManifest]  # in-cluster proxies in front of data services (Galera)
 
     def __init__(self, name: str, args: WorkloadsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("platform:kubernetes:Workloads", name, None, opts)
         settings = args.settings
         self.namespace = settings.namespace.name
         placeholder = dict.fromkeys(secret_keys(args.connections), "")
+        self.proxies = [proxy_manifest(proxy, args.connections) for proxy in args.connections.proxies()]
         objects = application_objects(
             settings,
             args.context,
@@ -94,6 +109,7 @@ class Workloads(pulumi.ComponentResource):
             placeholder,
             args.digest_pinned,
             args.connections.host_aliases(),
+            self.proxies,
         )
         own_secrets = {
             workload_secret_name(workload): args.secret_env.get(workload.name, {}) for workload in settings.workloads

@@ -37,6 +37,7 @@ SECRET_KEY_NAME = re.compile(r"^[a-z][a-z0-9_]{1,62}$")
 RESERVED_ENV = frozenset(
     {
         "DATABASE_URL",
+        "DATABASE_READ_URL",
         "REDIS_URL",
         "REDIS_SENTINELS",
         "REDIS_SENTINEL_MASTER",

@@ -80,6 +80,13 @@ def test_firewall_admits_clients_from_the_app_tier_peers_from_their_32s_and_ssh_
     else:
         assert rules[peer_rule]["ports"] == peer_ports
         assert rules[peer_rule]["ipv4s"] == [f"10.30.1.{10 + i}/32" for i in range(count)]
+    galera = count >= 3
+    # The database proxy's health checks come from the app side, exactly like its connections.
+    expected = {"mariadb-from-app", "ssh-from-bastion", *([peer_rule] if peer_rule else [])}
+    assert set(rules) == expected | ({"galera-health-from-app"} if galera else set())
+    if galera:
+        assert rules["galera-health-from-app"]["ports"] == "9200"
+        assert rules["galera-health-from-app"]["ipv4s"] == list(APP_SOURCES)
     assert_nothing_public(records)
 
 
@@ -123,6 +130,10 @@ def test_tls_issues_a_certificate_per_node_for_its_vpc_address_and_requires_tls(
     cluster, records = build(3, tls=True)
     requests = sorted(of_type(records, "tls:index/certRequest:CertRequest"), key=lambda r: r.name)
     assert [r.inputs["ipAddresses"] for r in requests] == [[f"10.30.1.{10 + i}"] for i in range(3)]
+    # Galera: TLS passes through the database proxy, so each node also answers to its name.
+    assert [r.inputs["dnsNames"] for r in requests] == [
+        [f"platform-infra-test-mariadb-{i}", "database-proxy.app.svc.cluster.local"] for i in range(3)
+    ]
     assert len(of_type(records, "tls:index/locallySignedCert:LocallySignedCert")) == 3
     for vm in of_type(records, "linode:index/instance:Instance"):
         assert "require_secure_transport = ON" in user_data(vm)
@@ -234,3 +245,44 @@ def test_a_refused_data_setting_stops_the_program_with_one_message_and_nothing_r
     assert isinstance(error, pulumi.RunError)
     assert expected in str(error)
     assert registered == []
+
+
+@pytest.mark.parametrize("count", [1, 2])
+def test_without_galera_certificates_name_only_their_node(count: int) -> None:
+    cluster, records = build(count, tls=True)
+    requests = sorted(of_type(records, "tls:index/certRequest:CertRequest"), key=lambda r: r.name)
+    assert [r.inputs["dnsNames"] for r in requests] == [[f"platform-infra-test-mariadb-{i}"] for i in range(count)]
+    assert cluster.connection.proxy is None and cluster.connection.client_proxy() is None
+
+
+def test_galera_clients_go_through_the_proxy_and_dial_no_node_themselves() -> None:
+    cluster, records = build(3, tls=True)
+    connection = cluster.connection
+    proxy = connection.client_proxy()
+    assert proxy is not None and proxy is connection.proxy
+    assert (proxy.name, proxy.host, proxy.port, proxy.health_port) == (
+        "database-proxy",
+        "database-proxy.app.svc.cluster.local",
+        3306,
+        9200,
+    )
+    assert proxy.hosts == connection.hosts == ("10.30.1.10", "10.30.1.11", "10.30.1.12")
+    assert connection.client_ports() == ()  # pods dial the proxy, never a node
+    url = connection.environment("pw", lambda host: f"name-of-{host}", "/ca.crt")["DATABASE_URL"]
+    assert url == "mysql://app:pw@database-proxy.app.svc.cluster.local:3306/app?ssl-mode=VERIFY_IDENTITY&ssl-ca=/ca.crt"
+    for vm in of_type(records, "linode:index/instance:Instance"):
+        assert "galera-health.socket" in user_data(vm)
+
+
+def test_primary_replica_offers_the_replica_as_a_read_only_url() -> None:
+    cluster, _ = build(2, tls=True)
+    connection = cluster.connection
+    assert connection.replica_host == "10.30.1.11" and connection.client_ports() == (3306,)
+    settings = connection.environment("pw", lambda host: f"name-of-{host}", "/ca.crt")
+    assert settings["DATABASE_URL"].startswith("mysql://app:pw@name-of-10.30.1.10:3306/app?ssl-mode=VERIFY_IDENTITY")
+    assert settings["DATABASE_READ_URL"].startswith("mysql://app:pw@name-of-10.30.1.11:3306/app?ssl-mode=VERIFY_IDENTITY")
+
+
+def test_a_galera_cluster_without_an_app_namespace_is_refused() -> None:
+    with pytest.raises(Exception, match="database proxy in the app namespace"):
+        build(3, app_namespace=None)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 from typing import Any
 
 import pulumi
@@ -100,3 +102,56 @@ def test_built_image_is_pushed_with_secret_credentials_and_deployed_by_digest() 
     assert unwrap(image.inputs["registry"])["server"] == "registry.example.com"
     assert "registry" in image.secret_inputs
     assert "@sha256:" in image.outputs["repo_digest"]
+
+
+def build_with_proxy(dial: dict[str, str], outputs: bool = False) -> list[ResourceRecord]:
+    """Workloads for a Galera data tier behind the proxy; `dial`: node name -> address pods dial
+    (`outputs`: known only at deploy time, as on the private-network path)."""
+    settings = prod_like_settings()
+
+    def program() -> Workloads:
+        base = sample_connections(True, galera_proxy=True)
+        hosts = base.services["mariadb"].hosts
+        names = {host: f"db-{i}" for i, host in enumerate(hosts)}
+        dialled: dict[str, pulumi.Input[str]] = {
+            name: pulumi.Output.from_input(dial[name]) if outputs else dial[name] for name in names.values()
+        }
+        connections = dataclasses.replace(base, node_names=names, dial_addresses=dialled)
+        return Workloads(
+            "app",
+            WorkloadsArgs(
+                settings=settings,
+                context=CTX,
+                connections=connections,
+                images={w.name: w.image for w in settings.workloads if w.image},
+                digest_pinned={"api": False, "worker": True},
+            ),
+        )
+
+    _, records = run_component(program, "prod")
+    return records
+
+
+def test_the_proxy_config_map_holds_the_rendered_config_at_the_dialled_addresses_known_only_at_deploy() -> None:
+    # On the private-network path Linode assigns the addresses pods dial at creation: Outputs.
+    records = build_with_proxy({f"db-{i}": f"192.168.140.{10 + i}" for i in range(3)}, outputs=True)
+    config = named(records, "configmap-database-proxy").inputs["data"]["haproxy.cfg"]
+    servers = [line.split()[1:3] for line in config.splitlines() if line.strip().startswith("server ")]
+    assert servers == [[f"db-{i}", f"192.168.140.{10 + i}:3306"] for i in range(3)]
+    deployment = named(records, "deployment-database-proxy")
+    annotations = deployment.inputs["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["checksum/config"] == hashlib.sha256(config.encode()).hexdigest()
+    assert named(records, "namespace-app").urn in deployment.depends_on
+
+
+def test_a_changed_node_address_changes_the_config_and_so_rolls_the_proxy() -> None:
+    first = build_with_proxy({f"db-{i}": f"10.30.1.{10 + i}" for i in range(3)})
+    second = build_with_proxy({f"db-{i}": f"10.30.1.{20 + i}" for i in range(3)})
+
+    def checksum(records: list[ResourceRecord]) -> str:
+        spec = named(records, "deployment-database-proxy").inputs["spec"]
+        return str(spec["template"]["metadata"]["annotations"]["checksum/config"])
+
+    assert checksum(first) != checksum(second)
+    secret = unwrap(named(first, f"secret-{CONNECTION_SECRET}").inputs["stringData"])
+    assert "@database-proxy.app.svc.cluster.local:3306/app?" in secret["DATABASE_URL"]

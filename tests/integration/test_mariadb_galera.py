@@ -15,6 +15,7 @@ from components.data.connections import TlsFiles
 from components.data.mariadb.config import (
     MariaDbCredentials,
     MariaDbNodeArgs,
+    render_galera_health_script,
     render_server_cnf,
     render_users_sql,
 )
@@ -214,6 +215,29 @@ def test_write_on_one_node_is_read_on_the_others(galera: list[MariaDbNode]) -> N
         with node.connect() as conn, conn.cursor() as cur:
             cur.execute("SELECT text FROM greetings WHERE text = 'from node 0'")
             assert cur.fetchall() == (("from node 0",),)
+
+
+def health(node: MariaDbNode) -> str:
+    """The status line the rendered health script answers for this node (one connection)."""
+    result = subprocess.run(
+        ["bash", "-c", render_galera_health_script(socket=node.args.socket)],
+        input=b"GET / HTTP/1.0\r\n\r\n",
+        capture_output=True,
+        timeout=30,
+        check=True,
+    )
+    return result.stdout.decode().split("\r\n", 1)[0]
+
+
+def test_the_health_check_answers_200_when_synced_and_503_when_desynced(galera: list[MariaDbNode]) -> None:
+    assert [health(node) for node in galera] == ["HTTP/1.1 200 OK"] * 3
+    galera[1].admin("SET GLOBAL wsrep_desync=ON")
+    try:
+        wait_until("node 1 reports not synced", lambda: health(galera[1]) == "HTTP/1.1 503 Service Unavailable", 30)
+        assert health(galera[0]) == "HTTP/1.1 200 OK"
+    finally:
+        galera[1].admin("SET GLOBAL wsrep_desync=OFF")
+    wait_until("node 1 synced again", lambda: health(galera[1]) == "HTTP/1.1 200 OK", 60)
 
 
 def test_two_nodes_keep_accepting_writes_when_one_stops_and_it_rejoins(

@@ -6,6 +6,7 @@ import ipaddress
 
 import pytest
 
+from components.data.mariadb.config import DATABASE_PROXY_NAME
 from tests.helpers import DATA_ROLES, STACKS, ProgramRuns, firewall_of, instances, role_of
 from tools.offline import ProgramRun, ResourceRecord, lke_node_private_ip, load_stack_settings, unwrap_secret
 
@@ -13,7 +14,9 @@ CLIENT_RULES = ("mariadb-from-app", "redis-from-app", "sentinel-from-app", "rabb
 
 
 def deployments(run: ProgramRun) -> list[ResourceRecord]:
-    return run.of_type("kubernetes:apps/v1:Deployment")
+    """The application's Deployments (the database proxy's excepted: it dials addresses, not names)."""
+    found = run.of_type("kubernetes:apps/v1:Deployment")
+    return [d for d in found if d.inputs["metadata"]["name"] != DATABASE_PROXY_NAME]
 
 
 def host_aliases(deployment: ResourceRecord) -> dict[str, str]:

@@ -59,7 +59,8 @@ def test_service_start_is_held_until_the_setup_script_has_written_the_config(doc
     assert config["defer"] is True and config["owner"] == "root:mysql" and config["permissions"] == "0640"
     script = files(doc)["/usr/local/lib/platform/mariadb-setup.sh"]["content"]
     assert script.index("rm -f /usr/sbin/policy-rc.d") < script.index("systemctl")
-    assert doc["runcmd"] == [["/usr/local/lib/platform/mariadb-setup.sh"]]
+    # The setup script first; Galera nodes then start their health check socket.
+    assert doc["runcmd"][0] == ["/usr/local/lib/platform/mariadb-setup.sh"]
 
 
 def test_only_node_zero_carries_the_users_sql_and_only_the_replica_the_replica_sql() -> None:

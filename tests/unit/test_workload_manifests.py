@@ -8,8 +8,9 @@ from urllib.parse import urlsplit
 import pytest
 
 from components.data.connections import DataConnections
-from components.data.mariadb.cluster import MariaDbConnection
+from components.data.mariadb.cluster import MariaDbConnection, database_proxy
 from components.data.redis.cluster import RedisConnection
+from components.kubernetes.data_proxy import ProxyManifest, config_checksum
 from components.kubernetes.manifests import (
     CA_KEY,
     CONNECTION_SECRET,
@@ -224,3 +225,78 @@ def test_without_names_urls_use_the_addresses_and_pods_need_no_aliases() -> None
 def test_app_url_is_the_first_public_workload_with_the_stacks_scheme() -> None:
     assert app_url(prod_like_settings()) == "https://api.example.com/"
     assert app_url(prod_like_settings(tls_mode="none")) == "http://api.example.com/"
+
+
+# --- the database proxy in front of Galera ---------------------------------------------------------
+
+
+def proxy_manifest(namespace: str = "app") -> ProxyManifest:
+    proxy = database_proxy(namespace, ("10.30.1.10", "10.30.1.11", "10.30.1.12"))
+    config = proxy.render([("db-0", "10.30.1.10"), ("db-1", "10.30.1.11"), ("db-2", "10.30.1.12")])
+    return ProxyManifest(proxy=proxy, config=config, checksum=config_checksum(config))
+
+
+def render_with_proxy(settings: KubernetesSettings) -> list[dict[str, Any]]:
+    connections = sample_connections(True, galera_proxy=True)
+    ctx = StackContext("platform-infra", "prod", cluster_issuer=cluster_issuer_name(settings))
+    data = connection_settings(connections, {"mariadb": "db-pw", "redis": "redis-pw", "rabbitmq": "mq-pw"}, "PEM")
+    images = {w.name: w.image for w in settings.workloads}
+    return application_objects(settings, ctx, connections.destinations(), images, data, proxies=[proxy_manifest()])
+
+
+def test_the_proxy_meets_the_restricted_profile_and_reads_only_its_config() -> None:
+    objects = render_with_proxy(prod_like_settings())
+    deployment = find(objects, "Deployment", "database-proxy")
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] >= 10000
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["automountServiceAccountToken"] is False and pod["enableServiceLinks"] is False
+    (container,) = pod["containers"]
+    sc = container["securityContext"]
+    assert sc["allowPrivilegeEscalation"] is False and sc["readOnlyRootFilesystem"] is True
+    assert sc["capabilities"] == {"drop": ["ALL"]} and sc["runAsNonRoot"] is True
+    assert container["volumeMounts"] == [{"name": "config", "mountPath": "/usr/local/etc/haproxy", "readOnly": True}]
+    assert container["command"][-1] == "/usr/local/etc/haproxy/haproxy.cfg"
+    items = [{"key": "haproxy.cfg", "path": "haproxy.cfg"}]
+    assert pod["volumes"] == [{"name": "config", "configMap": {"name": "database-proxy", "items": items}}]
+    config = find(objects, "ConfigMap", "database-proxy")["data"]["haproxy.cfg"]
+    assert pod_annotations(deployment) == {"checksum/config": config_checksum(config)}
+    skips = deployment["metadata"]["annotations"]
+    assert [v.split("=", 1)[0] for v in skips.values()] == ["CKV_K8S_43"]  # tag-pinned, nothing else waived
+
+
+def pod_annotations(deployment: dict[str, Any]) -> dict[str, str]:
+    return dict(deployment["spec"]["template"]["metadata"]["annotations"])
+
+
+def test_the_app_reaches_the_proxy_and_the_proxy_only_the_nodes() -> None:
+    objects = render_with_proxy(prod_like_settings())
+    app_egress = find(objects, "NetworkPolicy", "allow-data-tier-egress")["spec"]
+    assert 3306 not in {p["port"] for rule in app_egress["egress"] for p in rule["ports"]}
+    out = find(objects, "NetworkPolicy", "allow-database-proxy-to-data-tier")["spec"]
+    allowed = {(rule["to"][0]["ipBlock"]["cidr"], rule["ports"][0]["port"]) for rule in out["egress"]}
+    assert allowed == {(f"10.30.1.{10 + i}/32", port) for i in range(3) for port in (3306, 9200)}
+    dns = find(objects, "NetworkPolicy", "allow-dns-egress")["spec"]["podSelector"]
+    not_proxy = {"key": "app.kubernetes.io/name", "operator": "NotIn", "values": ["database-proxy"]}
+    assert dns == {"matchExpressions": [not_proxy]}
+
+
+def test_standard_tier_proxy_egress_is_the_private_network_on_the_client_and_health_ports() -> None:
+    objects = render_with_proxy(prod_like_settings(tier="standard"))
+    (rule,) = find(objects, "NetworkPolicy", "allow-database-proxy-to-data-tier")["spec"]["egress"]
+    assert rule == {
+        "to": [{"ipBlock": {"cidr": "192.168.128.0/17"}}],
+        "ports": [{"protocol": "TCP", "port": 3306}, {"protocol": "TCP", "port": 9200}],
+    }
+
+
+def test_a_proxy_named_for_another_namespace_or_a_workload_of_its_name_is_refused() -> None:
+    settings = prod_like_settings()
+    ctx = StackContext("platform-infra", "prod", cluster_issuer=cluster_issuer_name(settings))
+    images = {w.name: w.image for w in settings.workloads}
+    with pytest.raises(ValueError, match="namespace app"):
+        application_objects(settings, ctx, [], images, {}, proxies=[proxy_manifest("other")])
+    workload = {"name": "database-proxy", "image": "r.example.com/a:1", "replicas": 1, "health_command": ["x"]}
+    clashing = KubernetesSettings.model_validate({"workloads": [workload]})
+    with pytest.raises(ValueError, match="taken by the data tier's proxy"):
+        application_objects(clashing, ctx, [], {"database-proxy": "r.example.com/a:1"}, {}, proxies=[proxy_manifest()])

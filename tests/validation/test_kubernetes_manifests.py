@@ -20,7 +20,8 @@ import pulumi
 import pytest
 
 from components.data.connections import DataConnections
-from components.data.mariadb.cluster import MariaDbConnection
+from components.data.mariadb.cluster import MariaDbConnection, database_proxy
+from components.data.mariadb.config import MariaDbTopology, topology_for
 from components.data.rabbitmq.cluster import RabbitMqConnection
 from components.data.redis.cluster import RedisConnection
 from components.data.services import stack_address_plan
@@ -45,6 +46,7 @@ def connections_for(settings: StackSettings) -> DataConnections:
     redis = tuple(plan.addresses("redis", data.redis.nodes))
     mq = tuple(plan.addresses("rabbitmq", data.rabbitmq.nodes))
     sentinel = data.redis.nodes >= 3
+    topology = topology_for(data.mariadb.nodes)
     return DataConnections(
         services={
             "mariadb": MariaDbConnection(
@@ -55,6 +57,10 @@ def connections_for(settings: StackSettings) -> DataConnections:
                 user=data.mariadb.user,
                 password=secret,
                 tls=data.tls,
+                replica_host=db[1] if topology is MariaDbTopology.PRIMARY_REPLICA else None,
+                proxy=database_proxy(settings.kubernetes.namespace.name, db)
+                if topology is MariaDbTopology.GALERA
+                else None,
             ),
             "redis": RedisConnection(
                 hosts=redis,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -11,17 +11,23 @@ import pulumi
 import pulumi_random as random
 
 from components.data.cloud_init import TlsMaterial
-from components.data.connections import ServiceConnection
+from components.data.connections import ClientProxy, ServiceConnection
 from components.data.mariadb.config import (
+    DATABASE_PROXY_CONFIG_KEY,
+    DATABASE_PROXY_NAME,
+    GALERA_HEALTH_PORT,
     GALERA_PORT,
     IST_PORT,
     MARIADB_PORT,
     MARIADB_TLS_FILES,
+    PROXY_MONITOR_PATH,
+    PROXY_MONITOR_PORT,
     SST_PORT,
     MariaDbCredentials,
     MariaDbNodeArgs,
     MariaDbTopology,
     mariadb_cloud_config,
+    render_database_proxy_config,
     topology_for,
 )
 from components.data.placement import DataCluster, memory_share, password
@@ -35,19 +41,46 @@ class MariaDbConnection(ServiceConnection):
     port: int  # 3306
     database: str
     user: str
+    replica_host: str | None = None  # primary/replica: the read-only replica (DATABASE_READ_URL)
+    # Galera: clients go through the in-cluster proxy, which follows the nodes' health checks.
+    proxy: ClientProxy | None = None
 
     def client_ports(self) -> tuple[int, ...]:
-        return (self.port,)
+        return () if self.proxy is not None else (self.port,)
+
+    def client_proxy(self) -> ClientProxy | None:
+        return self.proxy
+
+    def _url(self, host: str, password: str, params: str) -> str:
+        return (
+            f"mysql://{quote(self.user, safe='')}:{quote(password, safe='')}"
+            f"@{host}:{self.port}/{quote(self.database, safe='')}{params}"
+        )
 
     def environment(self, password: str, name_of: Callable[[str], str], ca_file: str) -> dict[str, str]:
+        # VERIFY_IDENTITY through the proxy too: TLS passes through it and every Galera node's
+        # certificate also names the proxy's Service.
         params = f"?ssl-mode=VERIFY_IDENTITY&ssl-ca={ca_file}" if self.tls else ""
-        return {
-            "DATABASE_URL": (
-                f"mysql://{quote(self.user, safe='')}:{quote(password, safe='')}"
-                f"@{name_of(self.primary_host)}:{self.port}/{quote(self.database, safe='')}{params}"
-            )
-        }
+        writer = self.proxy.host if self.proxy is not None else name_of(self.primary_host)
+        settings = {"DATABASE_URL": self._url(writer, password, params)}
+        if self.replica_host is not None:
+            settings["DATABASE_READ_URL"] = self._url(name_of(self.replica_host), password, params)
+        return settings
 
+
+def database_proxy(namespace: str, hosts: Sequence[str]) -> ClientProxy:
+    """The proxy in front of a Galera cluster: HAProxy in the app namespace, node 0 the writer."""
+    return ClientProxy(
+        name=DATABASE_PROXY_NAME,
+        namespace=namespace,
+        port=MARIADB_PORT,
+        health_port=GALERA_HEALTH_PORT,
+        hosts=tuple(hosts),
+        monitor_port=PROXY_MONITOR_PORT,
+        monitor_path=PROXY_MONITOR_PATH,
+        config_key=DATABASE_PROXY_CONFIG_KEY,
+        render=render_database_proxy_config,
+    )
 
 
 class MariaDbCluster(DataCluster):
@@ -56,9 +89,23 @@ class MariaDbCluster(DataCluster):
     settings: MariaDbSettings
     connection: MariaDbConnection
     topology: MariaDbTopology
+    proxy: ClientProxy | None  # Galera: the proxy clients go through
 
     def prepare(self, name: str) -> None:
         self.topology = topology_for(self.settings.nodes)
+        self.proxy = None
+        if self.topology is MariaDbTopology.GALERA:
+            namespace = self.placement.app_namespace
+            if namespace is None:
+                raise ValueError(
+                    f"{self.placement.label_prefix}: Galera clients go through the database proxy in the "
+                    "app namespace; the placement names none"
+                )
+            self.proxy = database_proxy(namespace, self.placement.addresses)
+
+    def extra_dns_names(self, index: int) -> Sequence[str]:
+        # TLS passes through the proxy: clients verify each node against the proxy's name.
+        return (self.proxy.host,) if self.proxy is not None else ()
 
     def credentials(self, name: str) -> dict[str, random.RandomPassword]:
         self.root_password = password(f"{name}-root-password", self)
@@ -86,6 +133,9 @@ class MariaDbCluster(DataCluster):
     def firewall_rules(self) -> list[RuleInput]:
         peers = self.placement.peer_sources()
         rules = [self.placement.app_rule("mariadb-from-app", str(MARIADB_PORT))]
+        if self.proxy is not None:
+            # The proxy's health checks come from where its connections come from: the app tier.
+            rules.append(self.placement.app_rule("galera-health-from-app", str(GALERA_HEALTH_PORT)))
         if self.topology is MariaDbTopology.PRIMARY_REPLICA:
             rules.append(InboundRule("replication-from-peers", "TCP", str(MARIADB_PORT), peers))
         elif self.topology is MariaDbTopology.GALERA:
@@ -108,6 +158,8 @@ class MariaDbCluster(DataCluster):
             user=self.settings.user,
             password=pulumi.Output.secret(self.app_password.result),
             tls=self.tls,
+            replica_host=addresses[1] if self.topology is MariaDbTopology.PRIMARY_REPLICA else None,
+            proxy=self.proxy,
         )
 
     def outputs(self) -> dict[str, Any]:
@@ -116,6 +168,8 @@ class MariaDbCluster(DataCluster):
             "topology": self.topology.value,
             "hosts": list(connection.hosts),
             "primary_host": connection.primary_host,
+            "replica_host": connection.replica_host,
+            "proxy_host": connection.proxy.host if connection.proxy else None,
             "port": connection.port,
             "app_password": connection.password,
             "root_password": pulumi.Output.secret(self.root_password.result),

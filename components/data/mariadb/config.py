@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import configparser
 import io
+import ipaddress
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -35,6 +36,13 @@ MARIADB_PORT = 3306
 GALERA_PORT = 4567
 IST_PORT = 4568
 SST_PORT = 4444
+# Every Galera node answers the database proxy's health check here (HTTP, clustercheck style).
+GALERA_HEALTH_PORT = 9200
+# The in-cluster proxy that Galera clients dial instead of one node (a Service in the app namespace).
+DATABASE_PROXY_NAME = "database-proxy"
+DATABASE_PROXY_CONFIG_KEY = "haproxy.cfg"  # the proxy ConfigMap's key, also the file's name
+PROXY_MONITOR_PORT = 8404  # the proxy's own health (its pods' probes) and stats page
+PROXY_MONITOR_PATH = "/healthz"
 
 
 class MariaDbTopology(StrEnum):
@@ -366,6 +374,178 @@ def render_mariadb_setup_script(
     return setup_script(lines)
 
 
+# --- Galera health check (what the database proxy asks every node) ---------------------------
+
+GALERA_HEALTH_SCRIPT = f"{SETUP_DIR}/galera-health"
+GALERA_HEALTH_UNIT = "galera-health"  # galera-health.socket + galera-health@.service
+WSREP_SYNCED = 4  # wsrep_local_state: 4 = Synced
+
+
+# The script behind galera-health.socket; __SOCKET__ and __SYNCED__ are filled in by the renderer.
+_GALERA_HEALTH_SCRIPT = r"""#!/bin/bash
+# Rendered by platform-infra (components/data/mariadb/config.py): Galera health for the database proxy.
+set -u
+# Read the request line and headers first (bounded in lines and time): closing a connection with
+# unread input resets it, and the proxy would count a reset as a failed check.
+for _ in $(seq 1 32); do
+  IFS= read -r -t 2 line || break
+  line="${line%$'\r'}"
+  [ -z "$line" ] && break
+done
+state=""
+ready=""
+while read -r name value; do
+  case "$name" in
+    wsrep_local_state) state="$value" ;;
+    wsrep_ready) ready="$value" ;;
+  esac
+done < <(timeout 5 mariadb --no-defaults --protocol=socket --socket=__SOCKET__ --user=root \
+  --connect-timeout=2 -N -B \
+  -e "SHOW GLOBAL STATUS WHERE Variable_name IN ('wsrep_local_state', 'wsrep_ready')" 2>/dev/null)
+if [ "$state" = __SYNCED__ ] && [ "$ready" = ON ]; then
+  status="200 OK"
+  body=$'Galera node is synced.\r\n'
+else
+  status="503 Service Unavailable"
+  body=$'Galera node is not synced.\r\n'
+fi
+printf 'HTTP/1.1 %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s' \
+  "$status" "${#body}" "$body"
+"""
+
+
+def render_galera_health_script(socket: str = "/run/mysqld/mysqld.sock") -> str:
+    """The per-connection health check (Percona clustercheck style) behind galera-health.socket.
+
+    systemd hands it one TCP connection on stdin/stdout. It answers `200 OK` only when the local
+    node is Synced (wsrep_local_state 4) and accepts queries (wsrep_ready ON), `503 Service
+    Unavailable` otherwise, server unreachable included. It logs in as root over the unix socket
+    (unix_socket authentication: no password exists to leak) and says nothing but its verdict.
+    """
+    return _GALERA_HEALTH_SCRIPT.replace("__SOCKET__", shlex.quote(socket)).replace("__SYNCED__", str(WSREP_SYNCED))
+
+
+def render_galera_health_units(port: int = GALERA_HEALTH_PORT, script: str = GALERA_HEALTH_SCRIPT) -> dict[str, str]:
+    """systemd unit name -> content: a socket accepting on `port` and one service per connection."""
+    socket_unit = (
+        "# Managed by platform-infra (cloud-init).\n"
+        "[Unit]\n"
+        "Description=Galera health check for the database proxy\n"
+        "After=network.target\n"
+        "[Socket]\n"
+        f"ListenStream={port}\n"
+        "Accept=yes\n"
+        "MaxConnections=32\n"
+        "[Install]\n"
+        "WantedBy=sockets.target\n"
+    )
+    service_unit = (
+        "# Managed by platform-infra (cloud-init).\n"
+        "[Unit]\n"
+        "Description=Galera health check (one connection)\n"
+        "CollectMode=inactive-or-failed\n"
+        "[Service]\n"
+        # A client that hangs up early fails the write: not a failure of this unit.
+        f"ExecStart=-{script}\n"
+        "StandardInput=socket\n"
+        "StandardOutput=socket\n"
+        "StandardError=journal\n"
+        "RuntimeMaxSec=10\n"
+        # One start per check and proxy every 2 s: keep the service manager's notes out of the journal.
+        "LogLevelMax=warning\n"
+        "NoNewPrivileges=yes\n"
+        "ProtectSystem=full\n"
+        "ProtectHome=yes\n"
+        "PrivateTmp=yes\n"
+    )
+    return {f"{GALERA_HEALTH_UNIT}.socket": socket_unit, f"{GALERA_HEALTH_UNIT}@.service": service_unit}
+
+
+def galera_health_cloud_config() -> dict[str, Any]:
+    """Files and commands that install and start the health check on a Galera node."""
+    files = [cloud_file(GALERA_HEALTH_SCRIPT, render_galera_health_script(), "0700")]
+    files += [
+        cloud_file(f"/etc/systemd/system/{unit}", content, "0644")
+        for unit, content in render_galera_health_units().items()
+    ]
+    runcmd = [["systemctl", "daemon-reload"], ["systemctl", "enable", "--now", f"{GALERA_HEALTH_UNIT}.socket"]]
+    return {"write_files": files, "runcmd": runcmd}
+
+
+# --- the database proxy in front of a Galera cluster (HAProxy) -------------------------------
+
+
+def render_database_proxy_config(
+    servers: Sequence[tuple[str, str]],
+    *,
+    port: int = MARIADB_PORT,
+    listen_port: int = MARIADB_PORT,
+    health_port: int = GALERA_HEALTH_PORT,
+    monitor_port: int = PROXY_MONITOR_PORT,
+    monitor_path: str = PROXY_MONITOR_PATH,
+    bind_address: str = "",
+) -> str:
+    """haproxy.cfg for the in-cluster proxy in front of a Galera cluster.
+
+    `servers` are (name, address) in node order: node 0 takes every connection while its health
+    check passes, the others are backups taken in order (one writer: no certification conflicts
+    between nodes). Addresses are IPs, so HAProxy resolves nothing at run time. TLS passes
+    through (TCP mode): clients verify the node's certificate against the proxy's name.
+    `bind_address` and the ports are parameters for the loopback tests; production binds all.
+    """
+    if not servers:
+        raise ValueError("a database proxy needs at least one server")
+    names = [name for name, _ in servers]
+    if len(set(names)) != len(names):
+        raise ValueError(f"server names must be unique: {names}")
+    for name, address in servers:
+        if not name or any(c.isspace() for c in name):
+            raise ValueError(f"not a server name: {name!r}")
+        ipaddress.ip_address(address)  # an IP, never a name to resolve
+    lines = [
+        "# Rendered by platform-infra (components/data/mariadb/config.py); do not edit by hand.",
+        "global",
+        "    log stdout format raw local0 info",
+        "    maxconn 1024",
+        "    nbthread 2",
+        "",
+        "defaults",
+        "    mode tcp",
+        "    log global",
+        "    option dontlognull",
+        "    retries 3",
+        "    timeout connect 5s",
+        # Database sessions are long-lived and idle between queries: MariaDB's own wait_timeout
+        # (8 h) closes idle ones, not the proxy.
+        "    timeout client 8h",
+        "    timeout server 8h",
+        "    timeout check 2s",
+        "",
+        "# The proxy's own health (liveness and readiness of its pods) and its stats page.",
+        "frontend monitor",
+        "    mode http",
+        f"    bind {bind_address}:{monitor_port}",
+        f"    monitor-uri {monitor_path}",
+        "    stats enable",
+        "    stats uri /stats",
+        "    stats refresh 10s",
+        "    timeout client 10s",
+        "    timeout http-request 5s",
+        "",
+        "listen mariadb",
+        f"    bind {bind_address}:{listen_port}",
+        "    mode tcp",
+        "    option tcplog",
+        "    option httpchk",
+        "    http-check send meth GET uri /",
+        "    http-check expect status 200",
+        f"    default-server port {health_port} inter 2s fall 2 rise 3 on-marked-down shutdown-sessions",
+    ]
+    for index, (name, address) in enumerate(servers):
+        lines.append(f"    server {name} {address}:{port} check" + (" backup" if index else ""))
+    return "\n".join(lines) + "\n"
+
+
 def mariadb_cloud_config(
     args: MariaDbNodeArgs,
     *,
@@ -395,7 +575,13 @@ def mariadb_cloud_config(
         files.append(cloud_file(f"{SECRETS_DIR}/mariadb-replica.sql", render_replica_sql(args), "0600"))
     if tls is not None and args.tls is not None:
         files += tls_files(args.tls, tls, "mysql:mysql")
-    return {"packages": packages, "write_files": files, "runcmd": [[f"{SETUP_DIR}/mariadb-setup.sh"]]}
+    runcmd: list[list[str]] = [[f"{SETUP_DIR}/mariadb-setup.sh"]]
+    if args.topology is MariaDbTopology.GALERA:
+        # The database proxy's health check: 200 only while this node is Synced.
+        health = galera_health_cloud_config()
+        files += health["write_files"]
+        runcmd += health["runcmd"]
+    return {"packages": packages, "write_files": files, "runcmd": runcmd}
 
 
 # --- exporter, alerts and backups (registry entry in components/data/services.py) -----------
