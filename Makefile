@@ -117,18 +117,19 @@ integration: setup system-packages
 # The VMs' whole user data booted in Debian system containers (tests/system/README.md). Needs
 # root (namespaces, overlay mounts, nspawn); the Debian root is cached under
 # /var/cache/platform-infra between runs.
-SYSTEM_PYTEST := $(SUDO) env CI=$${CI:-} PLATFORM_INFRA_SYSTEM_ORDERS=$${PLATFORM_INFRA_SYSTEM_ORDERS:-together} \
+SYSTEM_PYTEST := $(SUDO) env CI=$${CI:-} PLATFORM_INFRA_SYSTEM_ORDERS=$${PLATFORM_INFRA_SYSTEM_ORDERS:-first,last,together} \
 	$(VENV)/bin/pytest -q -p no:cacheprovider -m system tests/system
 
 system: setup system-packages
 	$(SYSTEM_PYTEST)
 
-# Everything CI runs: lint, types, then every test (integration ones start real servers). The
-# system layer (`make system`) is not in it yet: it takes 8 to 11 minutes on two cores
-# (tests/system/README.md); its strict xfails for the data tier's defects are gone with their fixes.
+# Everything CI runs: lint, types, then every test: unit to stack level, the real servers on
+# loopback, and the system layer (every VM's user data booted in Debian system containers, the
+# clusters formed in every boot order, failed over, backed up and restored; tests/system/README.md).
 test: lint typecheck setup-tools system-packages
 	$(VENV)/bin/pytest -q -n 2 -m "not integration and not system" tests
 	$(VENV)/bin/pytest -q -m integration tests/integration
+	$(SYSTEM_PYTEST)
 
 clean:
 	rm -rf $(VENV) .uv .pytest_cache .mypy_cache .ruff_cache .tools

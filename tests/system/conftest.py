@@ -36,11 +36,25 @@ def system_layer_ready() -> Iterator[None]:
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)
+    raise_inotify_limits()
     yield
     RUN_DIR.mkdir(parents=True, exist_ok=True)
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     (RUN_DIR / f"timings-{worker}.json").write_text(json.dumps(TIMINGS, indent=2, sort_keys=True))
     (RUN_DIR / f"evidence-{worker}.json").write_text(json.dumps(EVIDENCE, indent=2, sort_keys=True, default=str))
+
+
+# Every container's systemd and journald hold inotify instances of the host's root user; Debian's
+# default of 128 runs out at about 15 containers ("Failed to enter waiting state: Too many open
+# files" on .path units). A VM has its own kernel, so this is a host limit, not the VM's.
+INOTIFY_LIMITS = {"max_user_instances": 4096, "max_user_watches": 1048576}
+
+
+def raise_inotify_limits() -> None:
+    for key, wanted in INOTIFY_LIMITS.items():
+        path = Path("/proc/sys/fs/inotify") / key
+        if int(path.read_text()) < wanted:
+            path.write_text(str(wanted))
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
