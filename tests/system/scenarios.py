@@ -101,6 +101,7 @@ def galera_failover_through_proxy(
     time.sleep(stop_after)
     stopped_at = time.time()
     group[labels[0]].stop()
+    exited_at = time.time()
     result: dict[str, Any] = app.collect(writer)
     acknowledged = [(int(i), float(t), str(node)) for i, t, node in result["acknowledged"]]
     survivor = group[labels[1]]
@@ -113,7 +114,8 @@ def galera_failover_through_proxy(
         "acknowledged_after_stop": len(after),
         "lost": sorted({i for i, _, _ in acknowledged} - stored),
         "nodes_before": sorted({n for _, t, n in acknowledged if t <= stopped_at}),
-        "nodes_after": sorted({n for _, t, n in acknowledged if t > stopped_at}),
+        "container_exit_s": exited_at - stopped_at,
+        "nodes_after_exit": sorted({n for _, t, n in acknowledged if t > exited_at}),
         "longest_gap": longest_gap([t for _, t, _ in acknowledged], stopped_at - 1, stopped_at + 25),
         "errors": len(result["errors"]),
         "first_errors": result["errors"][:3],

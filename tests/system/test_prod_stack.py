@@ -64,7 +64,7 @@ def test_clients_keep_writing_through_the_database_proxy_while_galera_node_0_pow
     assert result["lost"] == [], "acknowledged writes missing from the surviving nodes"
     assert result["nodes_before"] == [BOOT.labels("mariadb")[0]], "the proxy should send writes to node 0 first"
     assert result["acknowledged_after_stop"] > 50, result
-    assert BOOT.labels("mariadb")[0] not in result["nodes_after"]
+    assert BOOT.labels("mariadb")[0] not in result["nodes_after_exit"]
     assert result["longest_gap"] < 15, result
 
 
