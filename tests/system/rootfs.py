@@ -38,7 +38,7 @@ from pathlib import Path
 
 ROOTFS_CACHE = Path(os.environ.get("PLATFORM_INFRA_ROOTFS_CACHE", "/var/cache/platform-infra"))
 MIRROR = os.environ.get("PLATFORM_INFRA_DEBIAN_MIRROR", "http://deb.debian.org/debian")
-LAYER_VERSION = "5"  # bump when the way the root is built changes
+LAYER_VERSION = "6"  # bump when the way the root is built changes
 REPO_IN_ROOT = "/srv/platform-infra-apt"
 
 # What a fresh Linode Debian image has and cloud-init needs (Linode's image is a standard
@@ -100,6 +100,8 @@ exec sleep infinity
 # starts with the host's value, so writes succeed and tests can read what the VM asked for.
 SHIMMED_SYSCTLS = (
     "kernel/pid_max",
+    # Debian 13's systemd ships /usr/lib/sysctl.d/10-coredump-debian.conf (kernel.core_pattern=core).
+    "kernel/core_pattern",
     "vm/overcommit_memory",
     "fs/protected_fifos",
     "fs/protected_hardlinks",
