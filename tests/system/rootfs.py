@@ -150,7 +150,12 @@ def _chroot(root: Path, *cmd: str) -> subprocess.CompletedProcess[str]:
 
 
 def cache_key(release: str, packages: Iterable[str]) -> str:
-    text = "\n".join([LAYER_VERSION, release, MIRROR, *sorted(BASE_PACKAGES), "--", *sorted(set(packages))])
+    # The files the root is given are part of the key: two branches that both bump LAYER_VERSION
+    # for different changes would otherwise share (and mix up) one cached root.
+    built_in = [CLOUD_CFG, ALLOY_SERVICE, ALLOY_BIN, SYSCTL_SHIM_SERVICE, SYSCTL_SHIM]
+    text = "\n".join(
+        [LAYER_VERSION, release, MIRROR, *sorted(BASE_PACKAGES), "--", *sorted(set(packages)), "--", *built_in]
+    )
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
