@@ -247,6 +247,10 @@ def test_exporters_listen_on_the_vpc_address_only() -> None:
     assert "--web.listen-address=10.30.1.11:9104" in files["/etc/default/prometheus-mysqld-exporter"]
     # unix_socket authentication: no database password on disk for the exporter
     assert "prometheus@unix(/run/mysqld/mysqld.sock)/" in files["/etc/default/prometheus-mysqld-exporter"]
+    # mysqld_exporter >= 0.15 (Debian 13) ignores DATA_SOURCE_NAME: the same login as a cnf
+    assert "--config.my-cnf=/etc/prometheus/mysqld-exporter.cnf" in files["/etc/default/prometheus-mysqld-exporter"]
+    cnf = files["/etc/prometheus/mysqld-exporter.cnf"]
+    assert "user = prometheus" in cnf and "socket = /run/mysqld/mysqld.sock" in cnf and "password" not in cnf
     assert set(exporters_cloud_config("redis", "10.30.1.21")["packages"]) == {
         "prometheus-node-exporter",
         "prometheus-redis-exporter",

@@ -43,7 +43,7 @@ from pathlib import Path
 
 ROOTFS_CACHE = Path(os.environ.get("PLATFORM_INFRA_ROOTFS_CACHE", "/var/cache/platform-infra"))
 MIRROR = os.environ.get("PLATFORM_INFRA_DEBIAN_MIRROR", "http://deb.debian.org/debian")
-LAYER_VERSION = "7"  # bump when the way the root is built changes
+LAYER_VERSION = "8"  # bump when the way the root is built changes
 REPO_IN_ROOT = "/srv/platform-infra-apt"
 
 # What a fresh Linode Debian image has and cloud-init needs (Linode's image is a standard
@@ -105,6 +105,8 @@ exec sleep infinity
 # starts with the host's value, so writes succeed and tests can read what the VM asked for.
 SHIMMED_SYSCTLS = (
     "kernel/pid_max",
+    # Debian 13's systemd ships /usr/lib/sysctl.d/10-coredump-debian.conf (kernel.core_pattern=core).
+    "kernel/core_pattern",
     "vm/overcommit_memory",
     "fs/protected_fifos",
     "fs/protected_hardlinks",
@@ -153,7 +155,12 @@ def _chroot(root: Path, *cmd: str) -> subprocess.CompletedProcess[str]:
 
 
 def cache_key(release: str, packages: Iterable[str]) -> str:
-    text = "\n".join([LAYER_VERSION, release, MIRROR, *sorted(BASE_PACKAGES), "--", *sorted(set(packages))])
+    # The files the root is given are part of the key: two branches that both bump LAYER_VERSION
+    # for different changes would otherwise share (and mix up) one cached root.
+    built_in = [CLOUD_CFG, ALLOY_SERVICE, ALLOY_BIN, SYSCTL_SHIM_SERVICE, SYSCTL_SHIM, PACKAGE_UNITS_SERVICE]
+    text = "\n".join(
+        [LAYER_VERSION, release, MIRROR, *sorted(BASE_PACKAGES), "--", *sorted(set(packages)), "--", *built_in]
+    )
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 

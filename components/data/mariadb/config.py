@@ -599,9 +599,27 @@ MYSQLD_EXPORTER_GRANTS = (
 )
 
 
+# How the exporter finds the server differs by release: mysqld_exporter 0.14 (Debian 12) reads
+# DATA_SOURCE_NAME and ignores --config.my-cnf when it is set (and rejects a cnf without a
+# password, which unix_socket has none of); 0.15 and later (0.17 on Debian 13) no longer read
+# DATA_SOURCE_NAME and exit with "no user specified" unless a cnf names the user. Both are given.
+EXPORTER_MY_CNF = "/etc/prometheus/mysqld-exporter.cnf"
+EXPORTER_DSN = "prometheus@unix(/run/mysqld/mysqld.sock)/"
+
+
+def exporter_my_cnf_file() -> dict[str, Any]:
+    """The exporter's client options: user and socket only (unix_socket needs no password)."""
+    content = (
+        "# Managed by platform-infra (cloud-init): mysqld_exporter >= 0.15 reads this.\n"
+        "[client]\nuser = prometheus\nsocket = /run/mysqld/mysqld.sock\n"
+    )
+    return {"path": EXPORTER_MY_CNF, "owner": "root:root", "permissions": "0644", "content": content}
+
+
 def exporter_cloud_config(address: str) -> dict[str, Any]:
     args = [
         f"--web.listen-address={address}:{EXPORTER_PORT}",
+        f"--config.my-cnf={EXPORTER_MY_CNF}",
         "--collect.info_schema.processlist",
         "--collect.slave_status",
         "--collect.global_status",
@@ -616,8 +634,9 @@ def exporter_cloud_config(address: str) -> dict[str, Any]:
             exporter_defaults_file(
                 "/etc/default/prometheus-mysqld-exporter",
                 args,
-                extra=['DATA_SOURCE_NAME="prometheus@unix(/run/mysqld/mysqld.sock)/"'],
-            )
+                extra=[f'DATA_SOURCE_NAME="{EXPORTER_DSN}"'],
+            ),
+            exporter_my_cnf_file(),
         ],
         "runcmd": [
             ["sh", "-c", grant_loop],
