@@ -143,7 +143,7 @@ class FoundationSettings(StrictModel):
         description="allowed: a list of CIDRs of the CI runner's egress (the LKE API ACL admits them)",
     )
     ssh_keys: list[str] = Field(min_length=1, description="allowed: a non-empty list of SSH public keys")
-    image: str = Field(default="linode/debian12", description=f"allowed: one of {', '.join(sorted(IMAGES))}")
+    image: str = Field(default="linode/debian13", description=f"allowed: one of {', '.join(sorted(IMAGES))}")
     max_instances: int = Field(
         ge=1, le=100, description="allowed: the most VMs and nodes this stack may run, 1 to 100"
     )
