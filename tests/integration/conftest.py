@@ -1,7 +1,9 @@
 """Shared helpers for the data tier's integration tests: real servers on loopback.
 
-Each service uses its own 127.0.x.0/24 block so parallel test modules (and other engineers'
-tests) never collide. A missing server binary skips the test locally but fails it in CI.
+The servers are fed the files the program renders for a stack's VMs (tests/integration/rendered.py
+builds them; its LOOPBACK comments name every adaptation to one shared host). Each service uses
+its own 127.0.x.0/24 block so parallel test modules (and other engineers' tests) never collide.
+A missing server binary skips the test locally but fails it in CI.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import pytest
 from cryptography import x509
@@ -27,6 +29,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from components.data.connections import TlsFiles
+
+if TYPE_CHECKING:
+    from tests.integration.rendered import MariaDbStack, RabbitStack, RedisStack
 
 T = TypeVar("T")
 
@@ -223,6 +228,92 @@ def report_measurement(name: str, value: object) -> None:
         out.write(line + "\n")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def test_ca(tmp_path_factory: pytest.TempPathFactory) -> TestCa:
     return make_test_ca(tmp_path_factory.mktemp("ca"))
+
+
+@pytest.fixture(scope="session")
+def session_processes() -> Iterator[list[ServerProcess]]:
+    """Servers several modules share (a stack's nodes), stopped at the end of the session."""
+    started: list[ServerProcess] = []
+    yield started
+    for process in reversed(started):
+        process.kill()
+
+
+@pytest.fixture(scope="session")
+def mariadb_stacks(
+    tmp_path_factory: pytest.TempPathFactory, session_processes: list[ServerProcess], test_ca: TestCa
+) -> Callable[[str], MariaDbStack]:
+    """`mariadb_stacks(stack)`: the stack's MariaDB nodes 0 .. backup node, started once per session."""
+    from tests.integration.rendered import start_mariadb
+
+    require_binaries("mariadbd", "mariadb-install-db", "mariadb", "mariadb-backup", "socat")
+    started: dict[str, MariaDbStack] = {}
+
+    def get(stack: str) -> MariaDbStack:
+        if stack not in started:
+            begun = time.monotonic()
+            base = tmp_path_factory.mktemp(f"mariadb-{stack}")
+            started[stack] = start_mariadb(stack, base, test_ca, session_processes)
+            report_measurement(f"mariadb_{stack}_start_seconds", round(time.monotonic() - begun, 1))
+        return started[stack]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def redis_stacks(
+    tmp_path_factory: pytest.TempPathFactory, session_processes: list[ServerProcess], test_ca: TestCa
+) -> Callable[[str], RedisStack]:
+    """`redis_stacks(stack)`: every Redis node (and Sentinel) of the stack, started once per session."""
+    from tests.integration.rendered import start_redis
+
+    require_binaries("redis-server", "redis-sentinel", "redis-cli")
+    started: dict[str, RedisStack] = {}
+
+    def get(stack: str) -> RedisStack:
+        if stack not in started:
+            started[stack] = start_redis(stack, tmp_path_factory.mktemp(f"redis-{stack}"), test_ca, session_processes)
+        return started[stack]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def epmd(tmp_path_factory: pytest.TempPathFactory, session_processes: list[ServerProcess]) -> None:
+    """A private epmd on its own port, started (and so stopped) by us rather than by the first node."""
+    from tests.integration.rendered import EPMD_PORT
+
+    require_binaries("erl", "epmd")
+    session_processes.append(
+        start_process(
+            "epmd",
+            ["epmd", "-port", EPMD_PORT, "-address", "127.0.0.1"],
+            tmp_path_factory.mktemp("epmd") / "epmd.log",
+        )
+    )
+    wait_until("epmd", lambda: port_open("127.0.0.1", int(EPMD_PORT)), 10)
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_stacks(
+    epmd: None, tmp_path_factory: pytest.TempPathFactory, session_processes: list[ServerProcess], test_ca: TestCa
+) -> Callable[[str], RabbitStack]:
+    """`rabbitmq_stacks(stack)`: the stack's RabbitMQ nodes 0 .. backup node, started once per session."""
+    from tests.integration.rendered import RABBIT_BIN, start_rabbitmq
+
+    require_binaries(f"{RABBIT_BIN}/rabbitmq-server")
+    started: dict[str, RabbitStack] = {}
+
+    def get(stack: str) -> RabbitStack:
+        if stack not in started:
+            begun = time.monotonic()
+            started[stack] = start_rabbitmq(
+                stack, tmp_path_factory.mktemp(f"rabbitmq-{stack}"), test_ca, session_processes
+            )
+            report_measurement(f"rabbitmq_{stack}_start_seconds", round(time.monotonic() - begun, 1))
+        return started[stack]
+
+    return get
