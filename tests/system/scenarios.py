@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from tests.system.app_side import AppSide
 from tests.system.checks import EVIDENCE, TIMINGS, Fleet, scrape, tcp_open
 from tests.system.clusters import galera_status, mariadb, wait_until
+from tests.system.machine import sh
 from tests.system.program import layer_ssh_key
 
 # Every exporter a data VM runs, with a sample that only a working exporter produces.
@@ -120,6 +121,30 @@ def galera_failover_through_proxy(
         "errors": len(result["errors"]),
         "first_errors": result["errors"][:3],
     }
+
+
+def galera_health_from_the_app_side(group: Fleet, label: str, port: int) -> int:
+    """The HTTP status a node's Galera health check gives the proxy (from the app subnet)."""
+    vm = group[label].vm
+    out = sh(
+        "ip",
+        "netns",
+        "exec",
+        group.lan.client,
+        "curl",
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "--max-time",
+        "5",
+        "--interface",
+        group.sources["app"],
+        f"http://{vm.private_address or vm.address}:{port}/",
+        check=False,
+    )
+    return int(out or 0)
 
 
 def app_database(app: AppSide, key: str = "DATABASE_URL") -> str:

@@ -11,9 +11,11 @@ from collections.abc import Iterator
 
 import pytest
 
+from components.data.mariadb.config import GALERA_HEALTH_PORT
 from tests.system import scenarios
 from tests.system.app_side import AppSide
 from tests.system.checks import EVIDENCE, Fleet
+from tests.system.clusters import galera_status, mariadb, wait_until
 from tests.system.program import config_map_file
 from tests.system.stack_boot import ROLES, StackBoot, booted_stack, check_cluster_formed
 
@@ -48,6 +50,20 @@ def test_ssh_through_the_bastion_reaches_each_data_vm_and_passwords_are_refused(
     refused = scenarios.password_login(group, BOOT.bastion)
     assert refused.returncode == 255
     assert "Permission denied (publickey)" in refused.stderr, refused.stderr
+
+
+def test_a_galera_node_tells_the_proxy_it_is_unfit_while_desynced(prod: tuple[Fleet, AppSide]) -> None:
+    group = prod[0]
+    node = BOOT.labels("mariadb")[2]
+    healthy = scenarios.galera_health_from_the_app_side(group, node, GALERA_HEALTH_PORT)
+    mariadb(group[node], "SET GLOBAL wsrep_desync=ON")
+    try:
+        desynced = scenarios.galera_health_from_the_app_side(group, node, GALERA_HEALTH_PORT)
+    finally:
+        mariadb(group[node], "SET GLOBAL wsrep_desync=OFF")
+    wait_until(lambda: galera_status(group[node]).get("wsrep_local_state") == "4", 30, "node synced again", 1)
+    again = scenarios.galera_health_from_the_app_side(group, node, GALERA_HEALTH_PORT)
+    assert (healthy, desynced, again) == (200, 503, 200)
 
 
 def test_clients_keep_writing_through_the_database_proxy_while_galera_node_0_powers_off(
