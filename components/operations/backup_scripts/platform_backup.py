@@ -174,8 +174,11 @@ def write_metrics(config: Config, kind: str, success: bool, duration: float, siz
     last_success = _previous_success(path)
     if success:
         last_success = time.time()
+    # Every kind writes its own file but the same metric families: node_exporter's textfile
+    # collector drops a sample whose HELP differs from the family's first one ("has help ... but
+    # should have ..."), so HELP must not name the kind.
     lines = [
-        f"# HELP {METRIC_PREFIX}_last_run_success 1 if the last {kind} run succeeded.",
+        f"# HELP {METRIC_PREFIX}_last_run_success 1 if the last run of this kind of backup succeeded.",
         f"# TYPE {METRIC_PREFIX}_last_run_success gauge",
         f'{METRIC_PREFIX}_last_run_success{{kind="{kind}"}} {1 if success else 0}',
         f"# TYPE {METRIC_PREFIX}_last_run_duration_seconds gauge",
