@@ -1,8 +1,10 @@
 """Prod's bastion and data tier (3-node Galera behind the database proxy, Redis primary + 2 replicas
 with Sentinel, 3-node RabbitMQ, TLS on every path) booted together from their complete user data,
-then used the way the application and the operators use them, and broken one node at a time.
+then used the way the application and the operators use them, backed up to the local S3 and
+restored to a moment, and broken one node at a time.
 
-The failover tests power a node off for good, so they come last, in the order written.
+The failover tests power a node off for good, so they come last, in the order written (the
+backups and the point-in-time restore run before them, on Galera node 1).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.system import scenarios
+from tests.system import backup_scenarios, scenarios
 from tests.system.app_side import AppSide
 from tests.system.checks import EVIDENCE, Fleet
 from tests.system.program import config_map_file
@@ -48,6 +50,24 @@ def test_ssh_through_the_bastion_reaches_each_data_vm_and_passwords_are_refused(
     refused = scenarios.password_login(group, BOOT.bastion)
     assert refused.returncode == 255
     assert "Permission denied (publickey)" in refused.stderr, refused.stderr
+
+
+def test_every_backup_job_reaches_the_local_s3_and_the_restore_verification_passes(
+    prod: tuple[Fleet, AppSide],
+) -> None:
+    group, app = prod
+    with scenarios.database_proxy(app):
+        report = backup_scenarios.backups_reach_the_bucket(app, group, BOOT.stack)
+    backup_scenarios.check_backups(report)
+
+
+def test_a_point_in_time_restore_to_a_chosen_moment_brings_back_what_a_delete_destroyed(
+    prod: tuple[Fleet, AppSide],
+) -> None:
+    group, app = prod
+    with scenarios.database_proxy(app):
+        result = backup_scenarios.point_in_time_restore(app, group, BOOT.stack)
+    backup_scenarios.check_point_in_time_restore(result)
 
 
 def test_clients_keep_writing_through_the_database_proxy_while_galera_node_0_powers_off(
