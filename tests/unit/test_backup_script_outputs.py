@@ -100,10 +100,10 @@ def rabbitmqctl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.usefixtures("rabbitmqctl")
 def test_rabbitmq_definitions_come_from_rabbitmqctl_s_stdout_not_a_file_in_the_root_only_state_dir(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     module = backup_module()
-    module.ZSTD = ("cat",)  # the pipeline's compressor; what is uploaded is then the export itself
+    monkeypatch.setattr(module, "ZSTD", ("cat",))  # the compressor: what is uploaded is the export itself
     cfg = config(module, tmp_path)
     cfg.state_dir.mkdir(mode=0o700)  # as the user data creates it (install -d -m 0700)
     assert stat.S_IMODE(cfg.state_dir.stat().st_mode) == 0o700
