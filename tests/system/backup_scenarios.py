@@ -3,8 +3,10 @@
 What the timers do, done once by hand: `systemctl start platform-backup-<job>.service` on each
 service's backup node (components/operations/schedules.py, `backup_node_index`), then what
 lands in the bucket, what `platform-backup-verify` says and what the node's textfile metrics say.
-The point-in-time restore follows docs/RUNBOOK.md ("MariaDB point-in-time restore", steps 2, 3
-and 5) on the backup node, into a scratch throwaway server instead of the live datadir (step 4).
+The point-in-time restore runs docs/RUNBOOK.md's own blocks ("MariaDB point-in-time restore",
+steps 2, 3 and 5, read from the file) on the backup node, into a scratch throwaway server instead
+of the live datadir (step 4); the Redis and RabbitMQ backups are read back with the runbook's
+download block, and the definitions imported with its `rabbitmqctl import_definitions`.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ import json
 import math
 import re
 import shlex
+import textwrap
 import time
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -142,25 +146,53 @@ def classify(objects: dict[str, int], prefix: str) -> dict[str, list[str]]:
     return kinds
 
 
-# Run on the backup node with its env file: the newest object under <prefix>/<kind>/, as an
-# operator downloads it for a restore (docs/RUNBOOK.md, Redis and RabbitMQ), to stdout.
-_DOWNLOAD_NEWEST = """
-import os, sys, boto3
-env = os.environ
-s3 = boto3.client("s3", endpoint_url=env["PLATFORM_BACKUP_S3_ENDPOINT"], region_name=env["PLATFORM_BACKUP_S3_REGION"],
-                  aws_access_key_id=env["PLATFORM_BACKUP_ACCESS_KEY"],
-                  aws_secret_access_key=env["PLATFORM_BACKUP_SECRET_KEY"])
-prefix = env["PLATFORM_BACKUP_PREFIX"].strip("/") + "/" + sys.argv[1] + "/"
-items = s3.list_objects_v2(Bucket=env["PLATFORM_BACKUP_BUCKET"], Prefix=prefix)["Contents"]
-key = max(item["Key"] for item in items)
-sys.stdout.buffer.write(s3.get_object(Bucket=env["PLATFORM_BACKUP_BUCKET"], Key=key)["Body"].read())
-"""
+# --- docs/RUNBOOK.md, run as written -------------------------------------------------------------
+
+RUNBOOK = Path(__file__).resolve().parents[2] / "docs" / "RUNBOOK.md"
+# What `sudo -i` gives the operator: root's PATH (platform-backup is in /usr/local/sbin).
+ROOT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin; export PATH\n"
+DOWNLOAD_SECTION = "Downloading the newest Redis snapshot or RabbitMQ definitions"
+PITR_SECTION = "MariaDB point-in-time restore"
 
 
-def newest_backup(node: Container, kind: str, head: int) -> str:
-    """The first `head` bytes of the newest `<prefix>/<kind>/` object, downloaded and decompressed on the node."""
-    command = f"{WITH_ENV}python3 -c {shlex.quote(_DOWNLOAD_NEWEST)} {kind} | zstd -q -d -c | head -c {head}"
-    return node.run(f"bash -o pipefail -c {shlex.quote(command)}").stdout
+def runbook_blocks(section: str) -> list[str]:
+    """The ```sh blocks of a docs/RUNBOOK.md section, as an operator pastes them (dedented)."""
+    text = RUNBOOK.read_text()
+    start = text.index(f"\n## {section}\n")
+    end = text.find("\n## ", start + 1)
+    body = text[start : end if end != -1 else len(text)]
+    return [textwrap.dedent(block) for block in re.findall(r"^[ \t]*```sh\n(.*?)^[ \t]*```", body, re.S | re.M)]
+
+
+def runbook_block(section: str, containing: str) -> str:
+    [block] = [b for b in runbook_blocks(section) if containing in b]
+    return block
+
+
+def substitute(block: str, replacements: dict[str, str]) -> str:
+    """The block with the runbook's placeholders filled in; each must be there (the runbook and
+    this layer must not drift apart silently)."""
+    for old, new in replacements.items():
+        assert old in block, f"docs/RUNBOOK.md no longer says {old!r} in:\n{block}"
+        block = block.replace(old, new)
+    return block
+
+
+def run_as_root(node: Container, block: str, timeout: float = 900) -> str:
+    """A runbook block on the node as `sudo -i` then the block's lines would run it."""
+    lines = [line for line in block.splitlines() if line.strip() != "sudo -i"]
+    script = ROOT_PATH + "\n".join(lines) + "\n"
+    return node.run(f"bash -e -o pipefail -c {shlex.quote(script)}", timeout=timeout).stdout
+
+
+def download_newest(node: Container, kind: str) -> str:
+    """docs/RUNBOOK.md's download of the newest `<prefix>/<kind>/` object; the decompressed file's path."""
+    block = runbook_block(DOWNLOAD_SECTION, "python3 - redis")
+    replacements = {"python3 - redis": f"python3 - {kind}"}
+    if kind == "rabbitmq":
+        replacements["/var/tmp/newest.rdb"] = "/var/tmp/newest.json"
+    run_as_root(node, substitute(block, replacements), timeout=300)
+    return "/var/tmp/newest.json" if kind == "rabbitmq" else "/var/tmp/newest.rdb"
 
 
 def textfile_metrics(node: Container) -> dict[str, float]:
@@ -219,11 +251,17 @@ def backups_reach_the_bucket(app: AppSide, group: Fleet, stack: str) -> dict[str
         objects[role] = bucket_objects(group, node)
         kinds[role] = classify(objects[role], env["PLATFORM_BACKUP_PREFIX"])
     verify = start_unit(nodes["mariadb"], VERIFY, timeout=1800)
-    # What a restore of Redis or RabbitMQ starts from (docs/RUNBOOK.md), read back on the node.
-    rdb = newest_backup(nodes["redis"], "redis", 5) if kinds.get("redis", {}).get("redis rdb") else ""
-    definitions = "{}"
+    # What a restore of Redis or RabbitMQ starts from, downloaded as docs/RUNBOOK.md does it; the
+    # definitions imported back (the same ones: nothing changes) with the runbook's command.
+    rdb = ""
+    if kinds.get("redis", {}).get("redis rdb"):
+        rdb = nodes["redis"].run(f"head -c 5 {download_newest(nodes['redis'], 'redis')}").stdout
+    definitions, imported = "{}", ""
     if kinds.get("rabbitmq", {}).get("rabbitmq definitions"):
-        definitions = newest_backup(nodes["rabbitmq"], "rabbitmq", 1 << 20)
+        path = download_newest(nodes["rabbitmq"], "rabbitmq")
+        definitions = nodes["rabbitmq"].run(f"cat {path}").stdout
+        done = nodes["rabbitmq"].run(f"rabbitmqctl import_definitions {path}", check=False, timeout=300)
+        imported = "ok" if done.returncode == 0 else (done.stdout + done.stderr)[-800:]
     vhosts = sorted(v["name"] for v in json.loads(definitions).get("vhosts", []))
     metrics = {role: textfile_metrics(node) for role, node in nodes.items()}
     scraped = {role: scraped_metrics(group, node) for role, node in nodes.items()}
@@ -236,6 +274,7 @@ def backups_reach_the_bucket(app: AppSide, group: Fleet, stack: str) -> dict[str
         "missing": {role: [k for k in EXPECTED[role] if not kinds[role][k]] for role in roles},
         "redis rdb starts with": rdb,
         "rabbitmq definitions vhosts": vhosts,
+        "rabbitmq import_definitions": imported,
         "app vhost": unquote(urlsplit(app.settings["AMQP_URLS"].split(",")[0]).path.lstrip("/")),
         "textfile metrics": metrics,
         "scraped metrics": scraped,
@@ -246,6 +285,8 @@ def backups_reach_the_bucket(app: AppSide, group: Fleet, stack: str) -> dict[str
     for role in roles:
         TIMINGS[f"{stack} backup: objects under {role}'s prefix (count)"] = len(objects[role])
         TIMINGS[f"{stack} backup: bytes under {role}'s prefix"] = sum(objects[role].values())
+    TIMINGS[f"{stack} backup: objects in the bucket (count)"] = sum(len(found) for found in objects.values())
+    TIMINGS[f"{stack} backup: bytes in the bucket"] = sum(sum(found.values()) for found in objects.values())
     return report
 
 
@@ -259,6 +300,7 @@ def check_backups(report: dict[str, Any]) -> None:
     assert verify["script"].get("tables_ok", 0) > 0 and verify["script"].get("pieces") == 2, verify["script"]
     assert report["redis rdb starts with"] == "REDIS"
     assert report["app vhost"] in report["rabbitmq definitions vhosts"], report["rabbitmq definitions vhosts"]
+    assert report["rabbitmq import_definitions"] == "ok", report["rabbitmq import_definitions"]
     expected = {"mariadb": {"full", "incremental", "binlog", "verify"}, "redis": {"redis"}, "rabbitmq": {"rabbitmq"}}
     for role, kinds in expected.items():
         # The textfile the job writes, and the same through node_exporter as Prometheus scrapes it.
@@ -343,31 +385,36 @@ def point_in_time_restore(app: AppSide, group: Fleet, stack: str) -> dict[str, A
 
     started = time.monotonic()
     node.run(f"systemctl stop {SCRATCH_UNIT} 2>/dev/null; rm -rf {SCRATCH} && mkdir -p {SCRATCH}", check=False)
-    # Step 2: restore the latest chain (full + incrementals) and prepare it.
+    # Steps 2 and 3 as docs/RUNBOOK.md writes them, into the scratch directory.
+    paths = {"/var/tmp/restore/": f"{SCRATCH}/"}
     step = time.monotonic()
-    restored = node.run(f"{WITH_ENV}{SCRIPT_PATH} restore --target-dir {SCRATCH}/data", timeout=1800)
+    restored = run_as_root(node, substitute(runbook_block(PITR_SECTION, "platform-backup restore"), paths), 1800)
     timings["restore (download + prepare)"] = time.monotonic() - step
     binlog_info = node.run(f"cat {SCRATCH}/data/xtrabackup_binlog_info").stdout.split()
     first_file, position = binlog_info[0], binlog_info[1]
-    # Step 3: every shipped binary log, decompressed.
     step = time.monotonic()
-    fetched = node.run(f"{WITH_ENV}{SCRIPT_PATH} binlogs --target-dir {SCRATCH}/binlogs", timeout=600)
+    # Step 3 runs in step 2's shell, where the env file is sourced.
+    step_3 = WITH_ENV + "\n" + substitute(runbook_block(PITR_SECTION, "platform-backup binlogs"), paths)
+    fetched = run_as_root(node, step_3, 600)
     timings["binlogs (download + decompress)"] = time.monotonic() - step
     step = time.monotonic()
-    socket = _start_scratch_server(node)
+    socket = _start_scratch_server(node)  # instead of step 4 (the live datadir)
     timings["scratch mariadbd start"] = time.monotonic() - step
     try:
         before_replay = _ids(node, table, socket)
-        # Step 5, the runbook's command line, into the scratch server's socket instead of the
-        # restored live server.
-        replay = (
-            f"cd {SCRATCH}/binlogs && "
-            f'mariadb-binlog --start-position={position} --stop-datetime="{moment}" '
-            f"$(ls mariadb-bin.[0-9]* | sort | awk -v first={first_file} '$0 >= first')"
-            f" | mariadb --socket={socket}"
+        # Step 5, the runbook's lines, into the scratch server's socket.
+        replay = substitute(
+            runbook_block(PITR_SECTION, "mariadb-binlog"),
+            {
+                **paths,
+                "<position from step 2>": position,
+                "<file from step 2>": first_file,
+                '--stop-datetime="2026-11-23 10:41:00"': f'--stop-datetime="{moment}"',
+                "| mariadb\n": f"| mariadb --socket={socket}\n",
+            },
         )
         step = time.monotonic()
-        node.run(f"bash -o pipefail -c {shlex.quote(replay)}", timeout=600)
+        run_as_root(node, replay, 600)
         timings["replay to T"] = time.monotonic() - step
         after_replay = _ids(node, table, socket)
     finally:
@@ -388,8 +435,8 @@ def point_in_time_restore(app: AppSide, group: Fleet, stack: str) -> dict[str, A
         "batch B in the backup": len(set(batch_b) & before_replay),
         "missing after replay": sorted(at_moment - after_replay)[:20],
         "extra after replay": sorted(after_replay - at_moment)[:20],
-        "restore": restored.stdout.strip()[-500:],
-        "binlogs": fetched.stdout.strip()[-500:],
+        "restore": restored.strip()[-500:],
+        "binlogs": fetched.strip()[-500:],
         "jobs": jobs,
         "seconds": {k: round(v, 2) for k, v in timings.items()},
     }
