@@ -55,6 +55,7 @@ def _mariadb_connect(url: str) -> Any:
 def mariadb_writer(seconds: float, key: str = "DATABASE_URL") -> dict[str, Any]:
     """Insert one row every 50 ms for `seconds`, reconnecting on any error, as a pool would.
 
+    Ids continue after the highest one in the table, so the writer can run more than once.
     Returns the ids the server acknowledged (committed) and every error with its time.
     """
     url = settings()[key]
@@ -62,7 +63,7 @@ def mariadb_writer(seconds: float, key: str = "DATABASE_URL") -> dict[str, Any]:
     acknowledged: list[tuple[int, float, str]] = []  # (id, time, server that took it)
     errors: list[tuple[float, str]] = []
     connection = None
-    sequence = 0
+    sequence: int | None = None
     while time.time() - started < seconds:
         try:
             if connection is None:
@@ -72,6 +73,10 @@ def mariadb_writer(seconds: float, key: str = "DATABASE_URL") -> dict[str, Any]:
                         "CREATE TABLE IF NOT EXISTS system_layer_writes"
                         " (id INT PRIMARY KEY, written_at DOUBLE NOT NULL, node VARCHAR(64) NOT NULL)"
                     )
+                    if sequence is None:
+                        cursor.execute("SELECT COALESCE(MAX(id), 0) FROM system_layer_writes")
+                        sequence = int(cursor.fetchone()[0])
+            assert sequence is not None
             sequence += 1
             now = time.time()
             with connection.cursor() as cursor:

@@ -30,7 +30,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -177,6 +177,11 @@ class Container:
     netns: str
     root: Path  # the cached, read-only lower layer
     private_address: str | None = None
+    # What a service on the layer's network (tests/system/object_storage.py) needs each VM to
+    # know before boot: name -> address lines appended to /etc/hosts, and CA certificates
+    # (file name -> PEM) trusted system-wide through update-ca-certificates.
+    extra_hosts: Mapping[str, str] = field(default_factory=dict)
+    extra_ca: Mapping[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
     started_at: float = 0.0
     workdir: Path = field(init=False)
@@ -211,6 +216,16 @@ class Container:
         seed.mkdir(parents=True, exist_ok=True)
         (seed / "user-data").write_text(self.vm.user_data)  # byte for byte what Linode receives
         (seed / "meta-data").write_text(f"instance-id: {self.vm.label}\nlocal-hostname: {self.vm.label}\n")
+        if self.extra_hosts:
+            hosts = self.merged / "etc/hosts"
+            lines = "".join(f"{address} {name}\n" for name, address in self.extra_hosts.items())
+            hosts.write_text(hosts.read_text() + "# tests/system: services on the layer's network\n" + lines)
+        if self.extra_ca:
+            local = self.merged / "usr/local/share/ca-certificates"
+            local.mkdir(parents=True, exist_ok=True)
+            for name, pem in self.extra_ca.items():
+                (local / name).write_text(pem)
+            sh("chroot", str(self.merged), "update-ca-certificates")
 
     def start(self) -> None:
         self.started_at = time.monotonic()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import subprocess
 import time
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -12,7 +14,7 @@ from tests.system.app_side import AppSide
 from tests.system.checks import EVIDENCE, TIMINGS, Fleet, scrape, tcp_open
 from tests.system.clusters import galera_status, mariadb, wait_until
 from tests.system.machine import sh
-from tests.system.program import layer_ssh_key
+from tests.system.program import config_map_file, layer_ssh_key
 
 # Every exporter a data VM runs, with a sample that only a working exporter produces.
 EXPORTERS: dict[str, list[tuple[int, str]]] = {
@@ -162,6 +164,24 @@ def start_database_proxy(app: AppSide, config: str) -> subprocess.Popen[bytes]:
     port = urlsplit(app.settings["DATABASE_URL"]).port or 3306
     wait_until(lambda: tcp_open(app.fleet.lan.client, "127.0.0.1", port), 30, "database proxy listening", 1)
     return proxy
+
+
+@contextlib.contextmanager
+def database_proxy(app: AppSide) -> Iterator[subprocess.Popen[bytes] | None]:
+    """The database proxy for the length of a scenario, when the program ships one (then
+    DATABASE_URL dials it); gone (its port free) afterwards. None when DATABASE_URL dials a node."""
+    try:
+        config = config_map_file(app.stack, "haproxy.cfg")
+    except LookupError:
+        yield None
+        return
+    proxy = start_database_proxy(app, config)
+    try:
+        yield proxy
+    finally:
+        proxy.terminate()
+        proxy.wait(timeout=30)
+        proxy.wait(timeout=30)
 
 
 def sentinel_failover(app: AppSide, group: Fleet, labels: list[str]) -> dict[str, Any]:

@@ -1,8 +1,10 @@
 """Prod's bastion and data tier (3-node Galera behind the database proxy, Redis primary + 2 replicas
 with Sentinel, 3-node RabbitMQ, TLS on every path) booted together from their complete user data,
-then used the way the application and the operators use them, and broken one node at a time.
+then used the way the application and the operators use them, backed up to the local S3 and
+restored to a moment, and broken one node at a time.
 
-The failover tests power a node off for good, so they come last, in the order written.
+The failover tests power a node off for good, so they come last, in the order written (the
+backups and the point-in-time restore run before them, on Galera node 1).
 """
 
 from __future__ import annotations
@@ -12,11 +14,10 @@ from collections.abc import Iterator
 import pytest
 
 from components.data.mariadb.config import GALERA_HEALTH_PORT
-from tests.system import scenarios
+from tests.system import backup_scenarios, scenarios
 from tests.system.app_side import AppSide
 from tests.system.checks import EVIDENCE, Fleet
 from tests.system.clusters import galera_status, mariadb, wait_until
-from tests.system.program import config_map_file
 from tests.system.stack_boot import ROLES, StackBoot, booted_stack, check_cluster_formed
 
 BOOT = StackBoot("prod", "together")
@@ -66,15 +67,31 @@ def test_a_galera_node_tells_the_proxy_it_is_unfit_while_desynced(prod: tuple[Fl
     assert (healthy, desynced, again) == (200, 503, 200)
 
 
+def test_every_backup_job_reaches_the_local_s3_and_the_restore_verification_passes(
+    prod: tuple[Fleet, AppSide],
+) -> None:
+    group, app = prod
+    with scenarios.database_proxy(app):
+        report = backup_scenarios.backups_reach_the_bucket(app, group, BOOT.stack)
+    backup_scenarios.check_backups(report)
+
+
+def test_a_point_in_time_restore_to_a_chosen_moment_brings_back_what_a_delete_destroyed(
+    prod: tuple[Fleet, AppSide],
+) -> None:
+    group, app = prod
+    with scenarios.database_proxy(app):
+        result = backup_scenarios.point_in_time_restore(app, group, BOOT.stack)
+    backup_scenarios.check_point_in_time_restore(result)
+
+
 def test_clients_keep_writing_through_the_database_proxy_while_galera_node_0_powers_off(
     prod: tuple[Fleet, AppSide],
 ) -> None:
     group, app = prod
-    proxy = scenarios.start_database_proxy(app, config_map_file(BOOT.stack, "haproxy.cfg"))
-    try:
+    with scenarios.database_proxy(app) as proxy:
+        assert proxy is not None, "prod's Galera clients should dial the database proxy"
         result = scenarios.galera_failover_through_proxy(app, group, BOOT.labels("mariadb"))
-    finally:
-        proxy.terminate()
     EVIDENCE["prod galera failover through the proxy"] = result
     scenarios.record("prod galera: longest write gap after node 0 powered off", result["longest_gap"])
     assert result["lost"] == [], "acknowledged writes missing from the surviving nodes"

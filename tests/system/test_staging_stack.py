@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.system import scenarios
+from tests.system import backup_scenarios, scenarios
 from tests.system.app_side import AppSide
 from tests.system.checks import EVIDENCE, Fleet
 from tests.system.stack_boot import ROLES, StackBoot, booted_stack, check_cluster_formed
@@ -53,3 +53,19 @@ def test_the_replica_follows_its_primary(staging: tuple[Fleet, AppSide]) -> None
     scenarios.record("staging mariadb: replica holds every row written through DATABASE_URL", result["caught_up_s"])
     assert result["rows"] > 10
     assert result["caught_up_s"] < 10
+
+
+def test_every_backup_job_reaches_the_local_s3_and_the_restore_verification_passes(
+    staging: tuple[Fleet, AppSide],
+) -> None:
+    group, app = staging
+    report = backup_scenarios.backups_reach_the_bucket(app, group, BOOT.stack)
+    backup_scenarios.check_backups(report)
+
+
+def test_a_point_in_time_restore_to_a_chosen_moment_brings_back_what_a_delete_destroyed(
+    staging: tuple[Fleet, AppSide],
+) -> None:
+    group, app = staging
+    result = backup_scenarios.point_in_time_restore(app, group, BOOT.stack)
+    backup_scenarios.check_point_in_time_restore(result)

@@ -174,8 +174,11 @@ def write_metrics(config: Config, kind: str, success: bool, duration: float, siz
     last_success = _previous_success(path)
     if success:
         last_success = time.time()
+    # Every kind writes its own file but the same metric families: node_exporter's textfile
+    # collector drops a sample whose HELP differs from the family's first one ("has help ... but
+    # should have ..."), so HELP must not name the kind.
     lines = [
-        f"# HELP {METRIC_PREFIX}_last_run_success 1 if the last {kind} run succeeded.",
+        f"# HELP {METRIC_PREFIX}_last_run_success 1 if the last run of this kind of backup succeeded.",
         f"# TYPE {METRIC_PREFIX}_last_run_success gauge",
         f'{METRIC_PREFIX}_last_run_success{{kind="{kind}"}} {1 if success else 0}',
         f"# TYPE {METRIC_PREFIX}_last_run_duration_seconds gauge",
@@ -545,7 +548,14 @@ def redis_snapshot(config: Config, store: Store) -> int:
 def rabbitmq_definitions(config: Config, store: Store) -> int:
     config.state_dir.mkdir(parents=True, exist_ok=True)
     export = config.state_dir / "rabbitmq-definitions.json"
-    _run(["rabbitmqctl", "export_definitions", str(export)], timeout=300)
+    # To stdout ("-"): Debian's rabbitmqctl runs the CLI as the rabbitmq user, which cannot write
+    # into the root-only state directory. A truncated or non-JSON export fails here.
+    definitions = _run(["rabbitmqctl", "--quiet", "export_definitions", "-"], timeout=300)
+    try:
+        json.loads(definitions)
+    except ValueError as error:
+        raise BackupError(f"rabbitmqctl export_definitions printed no JSON: {definitions[:200]!r}") from error
+    export.write_text(definitions)
     with _pipeline(["cat", str(export)], config.state_dir / "rabbitmq.log") as stream:
         _, size = store.upload_stream(stream, config.key("rabbitmq", f"{_timestamp()}.json.zst"))
     export.unlink()
