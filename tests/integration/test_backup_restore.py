@@ -254,6 +254,8 @@ def test_point_in_time_restore_as_the_runbook_does_it(backed_up: BackedUp, tmp_p
     target = tmp_path / "data"
     restored = run_backup(env, "restore", "--target-dir", str(target), report=f"backup_{group.stack}_restore_seconds")
     assert restored.returncode == 0, restored.stderr
+    # The host's MariaDB 10.11 (Debian 12) writes xtrabackup_binlog_info; the VMs' 11.8
+    # (Debian 13) mariadb_backup_binlog_info, which the system layer's restore reads.
     binlog_file, position = (target / "xtrabackup_binlog_info").read_text().split()[:2]
     logs = tmp_path / "binlogs"
     fetched = run_backup(env, "binlogs", "--target-dir", str(logs))

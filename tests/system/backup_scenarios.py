@@ -390,7 +390,7 @@ def point_in_time_restore(app: AppSide, group: Fleet, stack: str) -> dict[str, A
     step = time.monotonic()
     restored = run_as_root(node, substitute(runbook_block(PITR_SECTION, "platform-backup restore"), paths), 1800)
     timings["restore (download + prepare)"] = time.monotonic() - step
-    binlog_info = node.run(f"cat {SCRATCH}/data/xtrabackup_binlog_info").stdout.split()
+    binlog_info = node.run(f"cat {SCRATCH}/data/mariadb_backup_binlog_info").stdout.split()
     first_file, position = binlog_info[0], binlog_info[1]
     step = time.monotonic()
     # Step 3 runs in step 2's shell, where the env file is sourced.
