@@ -200,6 +200,7 @@ def sentinel_failover(app: AppSide, group: Fleet, labels: list[str]) -> dict[str
         "primary_before": before[-1] if before else None,
         "primary_after": promoted[0][1] if promoted else None,
         "promoted_after_s": promoted[0][0] - stopped_at if promoted else None,
+        "promoted_after_exit_s": promoted[0][0] - exited_at if promoted else None,
         "container_exit_s": exited_at - stopped_at,
         "first_write_after_s": writes_ok[0] - stopped_at if writes_ok else None,
         "failed_writes": [w for w in result["writes"] if not w[1]][:3],
