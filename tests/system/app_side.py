@@ -15,7 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -97,16 +97,13 @@ class AppSide:
             raise RuntimeError(f"app client -> {process.returncode}\n{stderr[-3000:]}")
         return json.loads(stdout)
 
-    def background(
-        self, argv: Sequence[str], log: str, env: Mapping[str, str] | None = None
-    ) -> subprocess.Popen[bytes]:
+    def background(self, argv: Sequence[str], log: str) -> subprocess.Popen[bytes]:
         """A server the app side runs (the database proxy), in the client namespace."""
         handle = (self.workdir / log).open("wb")
         return subprocess.Popen(
             ["ip", "netns", "exec", self.fleet.lan.client, *argv],
             stdout=handle,
             stderr=subprocess.STDOUT,
-            env={**os.environ, **(env or {})},
             start_new_session=True,
         )
 

@@ -1,8 +1,7 @@
 """The whole program under mocks, with real TLS material, seen as the VMs the system layer boots.
 
-The ONLY place the system layer touches the offline engine (tools/offline.py):
-`mocked_runtime`, `stack_config`, `unwrap_secret`, `ROOT`. `run_program` has no `extra_outputs`
-parameter yet, so `run_program_with_real_tls` is a copy of its run loop that passes one.
+The ONLY place the system layer touches the offline engine (tools/offline.py): `run_program`
+(with `extra_outputs=real_tls_outputs`), `stack_config` and `unwrap_secret`.
 """
 
 from __future__ import annotations

@@ -75,6 +75,16 @@ def ssh_through_bastion(group: Fleet, bastion: str, target: str) -> subprocess.C
     return result
 
 
+def check_operator_access(group: Fleet, bastion: str, targets: list[str]) -> None:
+    """`ssh -J` through the bastion reaches each target (its hostname answers); passwords are refused."""
+    for target in targets:
+        result = ssh_through_bastion(group, bastion, target)
+        assert (result.returncode, result.stdout.strip()) == (0, target), result.stderr
+    refused = password_login(group, bastion)
+    assert refused.returncode == 255
+    assert "Permission denied (publickey)" in refused.stderr, refused.stderr
+
+
 def password_login(group: Fleet, bastion: str) -> subprocess.CompletedProcess[str]:
     return ssh(
         group,

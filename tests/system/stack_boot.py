@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from tests.system.app_side import AppSide
 from tests.system.checks import (
     EVIDENCE,
     TIMINGS,
@@ -93,6 +94,17 @@ def booted_stack(boot: StackBoot, name: str | None = None, roles: Sequence[str] 
     with fleet(name or f"pi{boot.stack[:2]}{boot.order[0]}", chosen, [s3] if s3 else []) as group:
         _boot(group, boot, roles)
         yield group
+
+
+@contextlib.contextmanager
+def booted_with_app_side(boot: StackBoot) -> Iterator[tuple[Fleet, AppSide]]:
+    """The booted stack and the application's side of its network (test_<stack>_stack.py)."""
+    with booted_stack(boot) as group:
+        app = AppSide(group, boot.stack)
+        try:
+            yield group, app
+        finally:
+            app.close()
 
 
 def _healthy(role: str, group: Fleet, labels: list[str]) -> bool:

@@ -11,19 +11,15 @@ import pytest
 from tests.system import backup_scenarios, scenarios
 from tests.system.app_side import AppSide
 from tests.system.checks import EVIDENCE, Fleet
-from tests.system.stack_boot import ROLES, StackBoot, booted_stack, check_cluster_formed
+from tests.system.stack_boot import ROLES, StackBoot, booted_with_app_side, check_cluster_formed
 
 BOOT = StackBoot("staging", "together")
 
 
 @pytest.fixture(scope="module")
 def staging() -> Iterator[tuple[Fleet, AppSide]]:
-    with booted_stack(BOOT) as group:
-        app = AppSide(group, BOOT.stack)
-        try:
-            yield group, app
-        finally:
-            app.close()
+    with booted_with_app_side(BOOT) as booted:
+        yield booted
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -36,14 +32,7 @@ def test_every_exporter_answers_from_the_app_side_with_real_metrics(staging: tup
 
 
 def test_ssh_through_the_bastion_reaches_each_data_vm_and_passwords_are_refused(staging: tuple[Fleet, AppSide]) -> None:
-    group = staging[0]
-    for role in ROLES:
-        target = BOOT.labels(role)[0]
-        result = scenarios.ssh_through_bastion(group, BOOT.bastion, target)
-        assert (result.returncode, result.stdout.strip()) == (0, target), result.stderr
-    refused = scenarios.password_login(group, BOOT.bastion)
-    assert refused.returncode == 255
-    assert "Permission denied (publickey)" in refused.stderr, refused.stderr
+    scenarios.check_operator_access(staging[0], BOOT.bastion, [BOOT.labels(role)[0] for role in ROLES])
 
 
 def test_the_replica_follows_its_primary(staging: tuple[Fleet, AppSide]) -> None:
