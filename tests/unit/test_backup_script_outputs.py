@@ -123,3 +123,48 @@ def test_an_export_that_is_not_json_fails_the_job(tmp_path: Path, monkeypatch: p
     monkeypatch.setattr(module, "_run", lambda argv, timeout=600, env=None: "Exporting definitions ...\n")
     with pytest.raises(module.BackupError, match="no JSON"):
         module.rabbitmq_definitions(cfg, FakeStore())
+
+
+def test_binlog_shipping_waits_for_a_galera_node_that_is_still_joining(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Seen in the system layer: a Galera joiner whose IST failed restarted past the timer's first
+    run, and every statement but SHOW failed with WSREP not ready, so the unit failed."""
+    module = backup_module()
+    statements: list[str] = []
+
+    def joining(_config: Any, statement: str) -> str:
+        statements.append(statement)
+        if statement == "SHOW GLOBAL VARIABLES LIKE 'wsrep_on'":
+            return "wsrep_on\tON\n"
+        if statement == "SHOW GLOBAL STATUS LIKE 'wsrep_ready'":
+            return "wsrep_ready\tOFF\n"
+        raise module.BackupError("WSREP has not yet prepared node for application use")
+
+    monkeypatch.setattr(module, "_sql", joining)
+    assert module.binlog_ship(config(module, tmp_path), store=None) == 0
+    assert statements == ["SHOW GLOBAL VARIABLES LIKE 'wsrep_on'", "SHOW GLOBAL STATUS LIKE 'wsrep_ready'"]
+
+
+@pytest.mark.parametrize(
+    ("wsrep_on", "wsrep_ready"),
+    [("ON", "ON"), ("OFF", "OFF"), ("", "")],  # Galera synced; Galera installed but off; no Galera
+)
+def test_binlog_shipping_goes_on_when_galera_is_ready_or_absent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, wsrep_on: str, wsrep_ready: str
+) -> None:
+    module = backup_module()
+    statements: list[str] = []
+
+    def server(_config: Any, statement: str) -> str:
+        statements.append(statement)
+        if statement == "SHOW GLOBAL VARIABLES LIKE 'wsrep_on'":
+            return f"wsrep_on\t{wsrep_on}\n" if wsrep_on else ""
+        if statement == "SHOW GLOBAL STATUS LIKE 'wsrep_ready'":
+            return f"wsrep_ready\t{wsrep_ready}\n" if wsrep_ready else ""
+        return "NULL"
+
+    monkeypatch.setattr(module, "_sql", server)
+    with pytest.raises(module.BackupError, match="binary logging is off"):
+        module.binlog_ship(config(module, tmp_path), store=None)
+    assert statements[-1] == "SELECT @@log_bin_basename"

@@ -215,18 +215,12 @@ def _previous_success(path: Path) -> float | None:
 
 def _mysql_args(config: Config, program: str) -> list[str]:
     # --defaults-file must come first for every MariaDB program.
-    return (
-        [program, f"--defaults-file={config.mysql_defaults_file}"]
-        if config.mysql_defaults_file
-        else [program]
-    )
+    return [program, f"--defaults-file={config.mysql_defaults_file}"] if config.mysql_defaults_file else [program]
 
 
 def _run(argv: Sequence[str], timeout: int = 600, env: dict[str, str] | None = None) -> str:
     try:
-        done = subprocess.run(
-            list(argv), capture_output=True, text=True, timeout=timeout, env=env, check=False
-        )
+        done = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, env=env, check=False)
     except subprocess.TimeoutExpired as error:
         raise BackupError(f"{argv[0]} did not finish within {timeout}s") from error
     if done.returncode != 0:
@@ -235,9 +229,7 @@ def _run(argv: Sequence[str], timeout: int = 600, env: dict[str, str] | None = N
 
 
 def _sql(config: Config, statement: str) -> str:
-    return _run(
-        [*_mysql_args(config, "mariadb"), "--batch", "--skip-column-names", "-e", statement], timeout=60
-    )
+    return _run([*_mysql_args(config, "mariadb"), "--batch", "--skip-column-names", "-e", statement], timeout=60)
 
 
 @contextlib.contextmanager
@@ -316,17 +308,30 @@ def mariadb_incremental(config: Config, store: Store) -> int:
     with _pipeline(producer, state / "backup.log") as stream:
         sha256, size = store.upload_stream(stream, key)
     manifest["pieces"].append({"key": key, "type": "incremental", "sha256": sha256, "size": size})
-    store.put_bytes(
-        config.key("mariadb", manifest["chain"], "manifest.json"), json.dumps(manifest, indent=2).encode()
-    )
+    store.put_bytes(config.key("mariadb", manifest["chain"], "manifest.json"), json.dumps(manifest, indent=2).encode())
     (state / "manifest.json").write_text(json.dumps(manifest))
     shutil.rmtree(state / "lsn")
     next_lsn.rename(state / "lsn")
     return size
 
 
+def _galera_joining(config: Config) -> bool:
+    """A Galera node that is still joining (or rejoining after a failed IST) refuses statements
+    with "WSREP has not yet prepared node for application use"; it has no new binary log to ship."""
+    # SHOW still answers on such a node. wsrep_ready is OFF on any server without Galera too.
+    if _sql(config, "SHOW GLOBAL VARIABLES LIKE 'wsrep_on'").split()[-1:] != ["ON"]:
+        return False
+    return _sql(config, "SHOW GLOBAL STATUS LIKE 'wsrep_ready'").split()[-1:] == ["OFF"]
+
+
 def binlog_ship(config: Config, store: Store) -> int:
-    """Close the current binary log and upload every closed one not shipped yet."""
+    """Close the current binary log and upload every closed one not shipped yet.
+
+    The timer's first run (2 minutes after boot) can meet a Galera node still joining; that round
+    ships nothing and the next one catches up (the Galera alerts cover a node that never joins).
+    """
+    if _galera_joining(config):
+        return 0
     basename = _sql(config, "SELECT @@log_bin_basename").strip()
     if not basename or basename == "NULL":
         raise BackupError("binary logging is off (log_bin); point-in-time recovery needs it")
@@ -351,9 +356,7 @@ def _latest_manifest(config: Config, store: Store) -> dict[str, Any]:
     try:
         chain = store.get_bytes(config.key("mariadb", "latest")).decode().strip()
     except BackupError as error:
-        raise BackupError(
-            f"no MariaDB backup found under s3://{config.bucket}/{config.prefix}/mariadb"
-        ) from error
+        raise BackupError(f"no MariaDB backup found under s3://{config.bucket}/{config.prefix}/mariadb") from error
     manifest: dict[str, Any] = json.loads(store.get_bytes(config.key("mariadb", chain, "manifest.json")))
     if not manifest.get("pieces") or manifest["pieces"][0]["type"] != "full":
         raise BackupError(f"chain {chain} has no full backup")
