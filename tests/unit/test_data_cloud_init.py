@@ -6,6 +6,7 @@ import re
 import shlex
 import socket
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from components.data.mariadb.config import (
     MARIADB_TLS_FILES,
     MariaDbCredentials,
     MariaDbNodeArgs,
+    exporter_cloud_config,
     mariadb_cloud_config,
     render_mariadb_setup_script,
 )
@@ -238,15 +240,24 @@ def test_private_ipv4_function_picks_only_linode_private_network_addresses() -> 
 CLIENT_PORT, GALERA_PORT = 13306, 14567
 
 
-def run_galera_setup(tmp_path: Path, index: int, *, grastate: bool, peer_ports: tuple[int, ...] = ()) -> list[str]:
-    """Run node `index`'s rendered setup script; returns the commands it called, in order."""
+def run_galera_setup(
+    tmp_path: Path,
+    index: int,
+    *,
+    grastate: bool,
+    peer_ports: tuple[int, ...] = (),
+    extra_steps: dict[str, str] | None = None,
+) -> list[str]:
+    """Run node `index`'s rendered setup script; returns the commands it called, in order.
+    `extra_steps` adds shell lines to a stand-in command (after it notes its call)."""
     bin_dir, datadir, secrets = tmp_path / "bin", tmp_path / "data", tmp_path / "secrets"
     for directory in (bin_dir, datadir, secrets):
         directory.mkdir()
     calls = tmp_path / "calls.log"
     for command in ("systemctl", "galera_new_cluster", "mariadb", "shred"):
         stub = bin_dir / command
-        stub.write_text(f'#!/bin/sh\necho "{command} $*" >> {calls}\n')
+        extra = (extra_steps or {}).get(command, "")
+        stub.write_text(f'#!/bin/sh\necho "{command} $*" >> {calls}\n{extra}')
         stub.chmod(0o755)
     (secrets / "mariadb-users.sql").write_text("SELECT 1;\n")
     if grastate:
@@ -261,7 +272,12 @@ def run_galera_setup(tmp_path: Path, index: int, *, grastate: bool, peer_ports: 
         port=CLIENT_PORT,
         galera_port=GALERA_PORT,
     )
-    script = render_mariadb_setup_script(args, secrets_dir=str(secrets), policy_rc=str(tmp_path / "policy-rc.d"))
+    script = render_mariadb_setup_script(
+        args,
+        secrets_dir=str(secrets),
+        policy_rc=str(tmp_path / "policy-rc.d"),
+        debian_start=str(debian_start_path(tmp_path)),
+    )
     listeners = [socket.socket() for _ in peer_ports]
     try:
         for listener, port in zip(listeners, peer_ports, strict=True):
@@ -310,3 +326,69 @@ def test_node_zero_with_an_existing_data_directory_never_bootstraps(tmp_path: Pa
 def test_other_nodes_always_join(tmp_path: Path) -> None:
     calls = run_galera_setup(tmp_path, 2, grastate=False)
     assert "galera_new_cluster " not in calls and "systemctl start mariadb" in calls
+
+
+def debian_start_path(tmp_path: Path) -> Path:
+    # Per test, so Debian's real script running in a system container on this host is not waited for.
+    return tmp_path / "etc" / "mysql" / "debian-start"
+
+
+def fake_debian_start(tmp_path: Path, calls: Path, seconds: float) -> Path:
+    """A stand-in for /etc/mysql/debian-start's background upgrade; it notes when it is done."""
+    script = debian_start_path(tmp_path)
+    script.parent.mkdir(parents=True)
+    script.write_text(f'#!/bin/bash\nsleep {seconds}\necho "debian-start done" >> {calls}\n')
+    script.chmod(0o755)
+    return script
+
+
+def test_node_zero_creates_its_users_only_after_debians_post_start_upgrade(tmp_path: Path) -> None:
+    # mariadb-upgrade's ALTER TABLE on mysql.* and a concurrent GRANT wait on each other for ever.
+    calls = tmp_path / "calls.log"
+    upgrade = fake_debian_start(tmp_path, calls, 2)
+    # mariadb.service's ExecStartPost leaves it running in the background when the start returns.
+    in_background = f"setsid bash {upgrade} >/dev/null 2>&1 < /dev/null &\n"
+    recorded = run_galera_setup(tmp_path, 0, grastate=False, extra_steps={"galera_new_cluster": in_background})
+    assert "debian-start done" in recorded
+    users_fed = recorded.index("mariadb ")  # `mariadb < users.sql`: no arguments
+    assert recorded.index("debian-start done") < users_fed, recorded
+
+
+def run_exporter_grant(tmp_path: Path, upgrade_seconds: float | None) -> tuple[list[str], float]:
+    """Run the exporter's grant command as cloud-init would, with a stand-in `mariadb`."""
+    calls = tmp_path / "calls.log"
+    bin_dir = tmp_path / "grant-bin"
+    bin_dir.mkdir()
+    stub = bin_dir / "mariadb"
+    stub.write_text(f'#!/bin/sh\necho "mariadb" >> {calls}\n')
+    stub.chmod(0o755)
+    runcmd = exporter_cloud_config("10.0.1.21", debian_start=str(debian_start_path(tmp_path)))["runcmd"]
+    grant = next(command for command in runcmd if command[0] == "sh")
+    upgrade = None
+    if upgrade_seconds is not None:
+        upgrade = subprocess.Popen(["bash", str(fake_debian_start(tmp_path, calls, upgrade_seconds))])
+    started = time.monotonic()
+    try:
+        subprocess.run(grant, env={"PATH": f"{bin_dir}:/usr/bin:/bin"}, check=True, timeout=60)
+    finally:
+        if upgrade is not None:
+            upgrade.wait(timeout=30)
+    return calls.read_text().splitlines(), time.monotonic() - started
+
+
+def test_the_exporter_grant_waits_for_debians_post_start_upgrade(tmp_path: Path) -> None:
+    recorded, _ = run_exporter_grant(tmp_path, 2)
+    assert recorded == ["debian-start done", "mariadb"]
+
+
+def test_the_exporter_grant_does_not_wait_for_itself(tmp_path: Path) -> None:
+    # The wait's own command line names the script it waits for; the pattern must not match it.
+    debian_start_path(tmp_path).parent.mkdir(parents=True)
+    recorded, seconds = run_exporter_grant(tmp_path, None)
+    assert recorded == ["mariadb"]
+    assert seconds < 5
+
+
+def test_the_production_wait_names_debians_script() -> None:
+    grant = next(command for command in exporter_cloud_config("10.0.1.21")["runcmd"] if command[0] == "sh")
+    assert "pgrep -f '/etc/mysql/[d]ebian-start'" in grant[2]

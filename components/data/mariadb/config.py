@@ -10,6 +10,7 @@ from __future__ import annotations
 import configparser
 import io
 import ipaddress
+import re
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -310,17 +311,36 @@ def render_replica_sql(args: MariaDbNodeArgs, *, connect_retry: int = 5) -> str:
 MARIADB_TLS_FILES = TlsFiles("/etc/mysql/tls/ca.pem", "/etc/mysql/tls/server.crt", "/etc/mysql/tls/server.key")
 
 
+# Debian's mariadb.service runs /etc/mysql/debian-start after every start, and it runs
+# mariadb-upgrade in the background: a full one on a node whose data came by SST, which carries
+# no mariadb_upgrade_info. Its ALTER TABLE on mysql.* and a GRANT issued meanwhile wait on each
+# other for ever (a prod Galera joiner hung so in the system layer), so whatever changes users
+# or grants waits for it first (bounded: past 5 minutes it goes ahead and retries as before).
+DEBIAN_START = "/etc/mysql/debian-start"
+
+
+def wait_for_debian_start(script: str = DEBIAN_START) -> str:
+    """Shell that waits while `script` runs (a parameter so tests can run a stand-in)."""
+    directory, _, name = script.rpartition("/")
+    if not re.fullmatch(r"[A-Za-z0-9_./-]+", script) or not name:
+        raise ValueError(f"not a plain script path: {script!r}")
+    # The bracket keeps the pattern from matching the command line of the shell that runs it.
+    pattern = f"{directory}/[{name[0]}]{name[1:]}"
+    return f"for _ in $(seq 1 150); do pgrep -f {shlex.quote(pattern)} >/dev/null || break; sleep 2; done"
+
+
 def render_mariadb_setup_script(
     args: MariaDbNodeArgs,
     private_network: bool = False,
     *,
     secrets_dir: str = SECRETS_DIR,
     policy_rc: str = "/usr/sbin/policy-rc.d",
+    debian_start: str = DEBIAN_START,
 ) -> str:
     """First-boot setup: start MariaDB for the node's role; node 0 creates the users.
 
-    `secrets_dir` and `policy_rc` are parameters so the bootstrap decision can be exercised
-    against a scratch directory with stand-in commands.
+    `secrets_dir`, `policy_rc` and `debian_start` are parameters so the bootstrap decision can
+    be exercised against a scratch directory with stand-in commands.
     """
     users_sql = f"{secrets_dir}/mariadb-users.sql"
     replica_sql = f"{secrets_dir}/mariadb-replica.sql"
@@ -331,7 +351,9 @@ def render_mariadb_setup_script(
         f"INDEX={args.index}",
         f"PEERS=({peers})",
         "wait_for_socket() {",
-        "  for _ in $(seq 1 60); do mariadb -e 'SELECT 1' >/dev/null 2>&1 && return 0; sleep 2; done; return 1",
+        "  for _ in $(seq 1 60); do mariadb -e 'SELECT 1' >/dev/null 2>&1 && break; sleep 2; done",
+        f"  {wait_for_debian_start(debian_start)}",
+        "  mariadb -e 'SELECT 1' >/dev/null 2>&1",
         "}",
         "systemctl stop mariadb || true",
     ]
@@ -616,7 +638,7 @@ def exporter_my_cnf_file() -> dict[str, Any]:
     return {"path": EXPORTER_MY_CNF, "owner": "root:root", "permissions": "0644", "content": content}
 
 
-def exporter_cloud_config(address: str) -> dict[str, Any]:
+def exporter_cloud_config(address: str, *, debian_start: str = DEBIAN_START) -> dict[str, Any]:
     args = [
         f"--web.listen-address={address}:{EXPORTER_PORT}",
         f"--config.my-cnf={EXPORTER_MY_CNF}",
@@ -625,6 +647,7 @@ def exporter_cloud_config(address: str) -> dict[str, Any]:
         "--collect.global_status",
     ]
     grant_loop = (
+        f"{wait_for_debian_start(debian_start)}; "
         "for attempt in $(seq 60); do "
         f"mariadb -e {shlex.quote(MYSQLD_EXPORTER_GRANTS)} && exit 0; sleep 5; done; exit 1"
     )
