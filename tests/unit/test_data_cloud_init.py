@@ -7,6 +7,7 @@ import shlex
 import socket
 import subprocess
 import time
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -247,6 +248,7 @@ def run_galera_setup(
     grastate: bool,
     peer_ports: tuple[int, ...] = (),
     extra_steps: dict[str, str] | None = None,
+    exit_status: int = 0,
 ) -> list[str]:
     """Run node `index`'s rendered setup script; returns the commands it called, in order.
     `extra_steps` adds shell lines to a stand-in command (after it notes its call)."""
@@ -254,15 +256,27 @@ def run_galera_setup(
     for directory in (bin_dir, datadir, secrets):
         directory.mkdir()
     calls = tmp_path / "calls.log"
-    for command in ("systemctl", "galera_new_cluster", "mariadb", "shred"):
+    # The stand-in server reports the Galera state written to wsrep-state (Synced unless a test
+    # says otherwise); the 10 s pause between join attempts costs no time.
+    state = tmp_path / "wsrep-state"
+    report = (
+        f"case \"$*\" in *wsrep_local_state*)"
+        f" printf 'wsrep_local_state\\t%s\\n' \"$(cat {state} 2>/dev/null || echo 4)\" ;;"
+        " *wsrep_ready*) printf 'wsrep_ready\\tON\\n' ;; esac\n"
+    )
+    for command in ("systemctl", "galera_new_cluster", "mariadb", "shred", "sleep"):
         stub = bin_dir / command
-        extra = (extra_steps or {}).get(command, "")
+        extra = (extra_steps or {}).get(command, "") + (report if command == "mariadb" else "")
+        if command == "sleep":
+            extra += '[ "$1" = 10 ] || /bin/sleep "$@"\n'  # only the pause between join attempts is skipped
         stub.write_text(f'#!/bin/sh\necho "{command} $*" >> {calls}\n{extra}')
         stub.chmod(0o755)
     (secrets / "mariadb-users.sql").write_text("SELECT 1;\n")
     if grastate:
         (datadir / "grastate.dat").write_text("safe_to_bootstrap: 0\n")
-    addresses = ["127.0.3.51", "127.0.3.52", "127.0.3.53"]
+    # Loopback addresses of this test's own (tests run in parallel and bind the peers' ports).
+    subnet = zlib.crc32(str(tmp_path).encode()) % 250 + 1
+    addresses = [f"127.3.{subnet}.51", f"127.3.{subnet}.52", f"127.3.{subnet}.53"]
     args = MariaDbNodeArgs(
         nodes=3,
         index=index,
@@ -281,7 +295,7 @@ def run_galera_setup(
     listeners = [socket.socket() for _ in peer_ports]
     try:
         for listener, port in zip(listeners, peer_ports, strict=True):
-            listener.bind(("127.0.3.52", port))
+            listener.bind((addresses[1], port))
             listener.listen()
         result = subprocess.run(
             ["bash", "-c", script],
@@ -293,7 +307,7 @@ def run_galera_setup(
     finally:
         for listener in listeners:
             listener.close()
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == exit_status, result.stderr
     return calls.read_text().splitlines() if calls.exists() else []
 
 
@@ -337,7 +351,7 @@ def fake_debian_start(tmp_path: Path, calls: Path, seconds: float) -> Path:
     """A stand-in for /etc/mysql/debian-start's background upgrade; it notes when it is done."""
     script = debian_start_path(tmp_path)
     script.parent.mkdir(parents=True)
-    script.write_text(f'#!/bin/bash\nsleep {seconds}\necho "debian-start done" >> {calls}\n')
+    script.write_text(f'#!/bin/bash\n/bin/sleep {seconds}\necho "debian-start done" >> {calls}\n')
     script.chmod(0o755)
     return script
 
@@ -392,3 +406,31 @@ def test_the_exporter_grant_does_not_wait_for_itself(tmp_path: Path) -> None:
 def test_the_production_wait_names_debians_script() -> None:
     grant = next(command for command in exporter_cloud_config("10.0.1.21")["runcmd"] if command[0] == "sh")
     assert "pgrep -f '/etc/mysql/[d]ebian-start'" in grant[2]
+
+
+def test_a_joiner_left_outside_the_cluster_starts_over(tmp_path: Path) -> None:
+    # The first start "succeeds" but the node is not a member (wsrep_local_state 0, as after a
+    # failed IST); the second start joins.
+    state = tmp_path / "wsrep-state"
+    count = tmp_path / "starts"
+    on_start = (
+        f'if [ "$1 $2" = "start mariadb" ]; then n=$(( $(cat {count} 2>/dev/null || echo 0) + 1 )); echo $n > {count}; '
+        f'if [ $n -eq 1 ]; then echo 0 > {state}; else echo 4 > {state}; fi; fi\n'
+    )
+    calls = run_galera_setup(tmp_path, 1, grastate=False, extra_steps={"systemctl": on_start})
+    service = [call for call in calls if call.endswith(" mariadb") and call.startswith("systemctl ")]
+    # stop (the script's first line), start (outside the cluster), stop, start (Synced), enable
+    assert service == [
+        "systemctl stop mariadb",
+        "systemctl start mariadb",
+        "systemctl stop mariadb",
+        "systemctl start mariadb",
+        "systemctl enable mariadb",
+    ]
+
+
+def test_a_joiner_that_never_becomes_a_member_fails_the_setup(tmp_path: Path) -> None:
+    (tmp_path / "wsrep-state").write_text("0\n")
+    calls = run_galera_setup(tmp_path, 2, grastate=False, exit_status=1)
+    assert calls.count("systemctl start mariadb") == 30
+    assert "systemctl enable mariadb" not in calls

@@ -371,6 +371,17 @@ def render_mariadb_setup_script(
         # on the Galera port but opens the client port only after its SST. Probing the Galera port
         # made node 0 turn joiner when its peers booted first, and nobody ever bootstrapped.
         lines += [
+            # Waits while the node is joining (wsrep_local_state 1-3); true once Synced (4) and ready.
+            "galera_synced() {",
+            "  local state ready",
+            "  for _ in $(seq 1 90); do",
+            "    state=$(mariadb -N -B -e \"SHOW GLOBAL STATUS LIKE 'wsrep_local_state'\" 2>/dev/null | cut -f2)",
+            "    ready=$(mariadb -N -B -e \"SHOW GLOBAL STATUS LIKE 'wsrep_ready'\" 2>/dev/null | cut -f2)",
+            f'    [ "$state" = {WSREP_SYNCED} ] && [ "$ready" = ON ] && return 0',
+            '    case "$state" in 1|2|3) sleep 2 ;; *) return 1 ;; esac',
+            "  done",
+            "  return 1",
+            "}",
             'peer_answers() { for peer in "${PEERS[@]}"; do '
             + wait_for_tcp("peer", args.port)
             + " && return 0; done; return 1; }",
@@ -381,8 +392,15 @@ def render_mariadb_setup_script(
             f"  mariadb < {users_sql}",
             "else",
             "  # Join (SST/IST from a running member); wait for node 0 to bootstrap on first build.",
-            "  for attempt in $(seq 1 30); do systemctl start mariadb && break; sleep 10; done",
-            "  systemctl is-active --quiet mariadb",
+            "  # A started server is not yet a member: a joiner whose IST fails (\"IST didn't contain",
+            "  # all write sets\", when its donor joined moments before) keeps running outside the",
+            "  # cluster and says so nowhere but in its log. Only Synced counts; otherwise start over.",
+            "  for attempt in $(seq 1 30); do",
+            "    systemctl start mariadb && galera_synced && break",
+            "    systemctl stop mariadb || true",
+            "    sleep 10",
+            "  done",
+            "  galera_synced",
             "fi",
         ]
     else:
