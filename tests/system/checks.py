@@ -23,8 +23,6 @@ from tests.system.rootfs import debian_root
 TIMINGS: dict[str, float] = {}
 # Evidence behind failures and xfails (dropped peer traffic, ...), written next to the timings.
 EVIDENCE: dict[str, object] = {}
-CONTAINER_FLAKES: dict[str, dict[str, str]] = {}
-EVIDENCE["container-only unit failures tolerated"] = CONTAINER_FLAKES
 
 
 def enabled_units(user_data: str) -> list[str]:
@@ -86,23 +84,6 @@ def inactive_units(container: Container, units: Sequence[str]) -> dict[str, str]
     return states
 
 
-def _container_only(unit: str, journal: str, state: str) -> bool:
-    """An early-boot unit of systemd's own that failed because it runs in a container, not a VM.
-
-    On this cgroup-v1 hybrid host under load, now and then: a unit cannot be placed in its cgroup
-    (219/CGROUP), systemd 257 cannot spawn its executor for one ("Failed to spawn executor",
-    Result=resources), or one of systemd's early units fails before journald runs and leaves no
-    journal at all (remount-fs, sysusers, tmpfiles-setup-dev-early). Seen on 6 of ~170 container
-    boots, each on a different VM; never a unit the user data brings, whose failures always
-    leave a journal. Kept as evidence ("container-only unit failures tolerated").
-    """
-    if "status=219/CGROUP" in journal or "ExecMainStatus=219" in state:
-        return True
-    if not unit.startswith("systemd-"):
-        return False
-    return "Failed to spawn executor" in journal or "Result=resources" in state or not journal.strip()
-
-
 def failed_units(container: Container) -> dict[str, str]:
     """Failed units with the last lines of their journal (the evidence)."""
     out = container.run("systemctl --failed --no-legend --plain", check=False).stdout
@@ -113,10 +94,7 @@ def failed_units(container: Container) -> dict[str, str]:
         unit = line.split()[0]
         journal = container.run(f"journalctl -u {unit} --no-pager -n 12 -o cat", check=False).stdout
         state = container.run(f"systemctl show -p Result -p ExecMainStatus {unit}", check=False).stdout
-        if _container_only(unit, journal, state):
-            CONTAINER_FLAKES.setdefault(container.vm.label, {})[unit] = (journal[-600:] + "\n" + state).strip()
-            continue
-        failed[unit] = journal[-1500:]
+        failed[unit] = (journal[-1500:] + "\n" + state).strip()
     return failed
 
 

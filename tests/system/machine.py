@@ -46,6 +46,61 @@ def sh(*cmd: str, check: bool = True, timeout: float | None = 120, input: str | 
     return result.stdout
 
 
+# --- one cgroup subtree per container ---------------------------------------------------------
+# nspawn builds the container's cgroups (`supervisor`, `payload`) under the cgroup it is started
+# in. Started from the same cgroup, every container got the same `/payload`, so their systemds
+# managed one shared `/payload/system.slice/<unit>.service` per unit name: a unit whose main
+# process died by signal waited in stop-sigterm for an "empty" its namesakes in other containers
+# never gave, and one container removing a unit's cgroup while another spawned into it failed
+# that start ("Failed to spawn executor: No such file or directory"). Each container now starts
+# in its own `platform-infra-system/<machine>` in every hierarchy systemd uses, as each VM has
+# its own kernel's. On a cgroup v1 host the cgroup2 hierarchy (which the containers' systemd
+# tracks processes in) is mounted once for the purpose.
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+CGROUP2_MOUNT = Path("/run/platform-infra-system-cgroup2")
+CGROUP_BASE = "platform-infra-system"
+
+
+def _is_cgroup2(path: Path) -> bool:
+    return sh("stat", "-f", "-c", "%T", str(path), check=False).strip() == "cgroup2fs"
+
+
+def cgroup_hierarchies() -> list[Path]:
+    """The roots of the hierarchies a container's systemd manages (cgroup2, and v1 name=systemd)."""
+    if _is_cgroup2(CGROUP_ROOT):
+        return [CGROUP_ROOT]
+    roots = [CGROUP_ROOT / "systemd"] if (CGROUP_ROOT / "systemd" / "cgroup.procs").exists() else []
+    unified = CGROUP_ROOT / "unified"
+    if unified.exists() and _is_cgroup2(unified):
+        return [unified, *roots]
+    if not _is_cgroup2(CGROUP2_MOUNT):
+        CGROUP2_MOUNT.mkdir(parents=True, exist_ok=True)
+        sh("mount", "-t", "cgroup2", "cgroup2", str(CGROUP2_MOUNT))
+    return [CGROUP2_MOUNT, *roots]
+
+
+def private_cgroups(machine: str) -> list[Path]:
+    """Fresh, empty cgroups for one container (one per hierarchy)."""
+    groups = []
+    for root in cgroup_hierarchies():
+        group = root / CGROUP_BASE / machine
+        remove_cgroup(group)
+        group.mkdir(parents=True, exist_ok=True)
+        groups.append(group)
+    return groups
+
+
+def remove_cgroup(group: Path) -> None:
+    """rmdir a cgroup and what the container's systemd left below it (empty once it stopped)."""
+    if not group.is_dir():
+        return
+    for child in sorted((d for d in group.rglob("*") if d.is_dir()), key=lambda d: len(d.parts), reverse=True):
+        with contextlib.suppress(OSError):
+            child.rmdir()
+    with contextlib.suppress(OSError):
+        group.rmdir()
+
+
 def ns(name: str, *cmd: str, check: bool = True) -> str:
     return sh("ip", "netns", "exec", name, *cmd, check=check)
 
@@ -184,6 +239,7 @@ class Container:
     extra_ca: Mapping[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
     started_at: float = 0.0
+    cgroups: list[Path] = field(default_factory=list)
     workdir: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -230,8 +286,15 @@ class Container:
     def start(self) -> None:
         self.started_at = time.monotonic()
         log = (self.workdir / "console.log").open("wb")
+        self.cgroups = private_cgroups(self.machine)
+        # The shell joins the container's own cgroups, then becomes nspawn (same pid).
+        join = "; ".join(f"echo $$ > {shlex.quote(str(group / 'cgroup.procs'))}" for group in self.cgroups)
         self.process = subprocess.Popen(
             [
+                "/bin/sh",
+                "-c",
+                f'{join}; exec "$@"',
+                "nspawn",
                 "systemd-nspawn",
                 "--boot",
                 "--quiet",
@@ -323,6 +386,8 @@ class Container:
 
     def cleanup(self) -> None:
         self.stop()
+        for group in self.cgroups:
+            remove_cgroup(group)
         sh("umount", "-l", str(self.merged), check=False)
         shutil.rmtree(self.workdir, ignore_errors=True)
 
