@@ -22,6 +22,7 @@ interface with the VPC address. The host is not systemd-managed here, so nspawn 
 from __future__ import annotations
 
 import contextlib
+import functools
 import ipaddress
 import json
 import os
@@ -65,18 +66,19 @@ def _is_cgroup2(path: Path) -> bool:
     return sh("stat", "-f", "-c", "%T", str(path), check=False).strip() == "cgroup2fs"
 
 
-def cgroup_hierarchies() -> list[Path]:
+@functools.cache
+def cgroup_hierarchies() -> tuple[Path, ...]:
     """The roots of the hierarchies a container's systemd manages (cgroup2, and v1 name=systemd)."""
     if _is_cgroup2(CGROUP_ROOT):
-        return [CGROUP_ROOT]
-    roots = [CGROUP_ROOT / "systemd"] if (CGROUP_ROOT / "systemd" / "cgroup.procs").exists() else []
+        return (CGROUP_ROOT,)
+    roots = (CGROUP_ROOT / "systemd",) if (CGROUP_ROOT / "systemd" / "cgroup.procs").exists() else ()
     unified = CGROUP_ROOT / "unified"
     if unified.exists() and _is_cgroup2(unified):
-        return [unified, *roots]
+        return (unified, *roots)
     if not _is_cgroup2(CGROUP2_MOUNT):
         CGROUP2_MOUNT.mkdir(parents=True, exist_ok=True)
         sh("mount", "-t", "cgroup2", "cgroup2", str(CGROUP2_MOUNT))
-    return [CGROUP2_MOUNT, *roots]
+    return (CGROUP2_MOUNT, *roots)
 
 
 def private_cgroups(machine: str) -> list[Path]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from tests.system.app_side import AppSide
@@ -59,8 +59,8 @@ class StackBoot:
         return self.labels("bastion")[0]
 
 
-def _boot(group: Fleet, boot: StackBoot, roles: Sequence[str] = ROLES) -> None:
-    clusters = [boot.labels(role) for role in roles]
+def _boot(group: Fleet, boot: StackBoot) -> None:
+    clusters = [boot.labels(role) for role in ROLES]
     first = [boot.bastion] + [labels[0] for labels in clusters]
     rest = [label for labels in clusters for label in labels[1:]]
     started = time.monotonic()
@@ -84,15 +84,15 @@ def _boot(group: Fleet, boot: StackBoot, roles: Sequence[str] = ROLES) -> None:
 
 
 @contextlib.contextmanager
-def booted_stack(boot: StackBoot, name: str | None = None, roles: Sequence[str] = ROLES) -> Iterator[Fleet]:
-    """The stack's bastion and data VMs (of `roles`), booted in `boot.order`, with the local S3 its
-    backup nodes' env files name on the network; torn down on exit."""
+def booted_stack(boot: StackBoot) -> Iterator[Fleet]:
+    """The stack's bastion and data VMs, booted in `boot.order`, with the local S3 its backup
+    nodes' env files name on the network; torn down on exit."""
     vms = stack_vms(boot.stack)
-    labels = [boot.bastion] + [label for role in roles for label in boot.labels(role)]
+    labels = [boot.bastion] + [label for role in ROLES for label in boot.labels(role)]
     chosen = [vms[label] for label in labels]
     s3 = LocalS3.for_vms(chosen)
-    with fleet(name or f"pi{boot.stack[:2]}{boot.order[0]}", chosen, [s3] if s3 else []) as group:
-        _boot(group, boot, roles)
+    with fleet(f"pi{boot.stack[:2]}{boot.order[0]}", chosen, [s3] if s3 else []) as group:
+        _boot(group, boot)
         yield group
 
 
